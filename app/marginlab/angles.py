@@ -1,0 +1,138 @@
+"""Angles between features and class weights, and the ArcFace paper's angle statistics.
+
+Numpy in, numpy out, float64 inside, never NaN: the training engine calls these on every
+snapshot, and a single NaN would poison a live chart. All angles are in radians.
+
+Conventions for degenerate inputs (documented here, tested in tests/test_angles.py):
+- A zero row (feature or weight) stays zero after `normalize_rows`; its cosine with anything
+  is 0, i.e. it sits at π/2 from every direction.
+- With a single class there is no "other" weight: `nearest_other_angles` returns π (no
+  competitor can be farther away) and the "w_inter"/"inter" statistics are 0.0.
+- A class without samples has no feature centre: it is left out of "w_ec" and "inter", and its
+  `measured_margin` is 0.0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Rows shorter than this are treated as zero vectors (no direction).
+_TINY = 1e-12
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; zero rows stay zero (no NaN)."""
+    x = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    safe = np.where(norms > _TINY, norms, 1.0)
+    return np.where(norms > _TINY, x / safe, 0.0)
+
+
+def _angle_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Angles (radians) between every row of `a` and every row of `b`."""
+    cos = normalize_rows(a) @ normalize_rows(b).T
+    return np.arccos(np.clip(cos, -1.0, 1.0))
+
+
+def angles_to_weights(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N, C) angles θ_ij between feature i and class weight W_j, in [0, π]."""
+    return _angle_matrix(features, weights)
+
+
+def target_angles(features: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N,) θ_y: the angle from each feature to its own class weight."""
+    theta = angles_to_weights(features, weights)
+    labels = np.asarray(labels, dtype=np.int64)
+    return theta[np.arange(len(labels)), labels]
+
+
+def nearest_other_angles(
+    features: np.ndarray, labels: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """(N,) the smallest angle from each feature to a weight of another class (π if none)."""
+    theta = angles_to_weights(features, weights)
+    labels = np.asarray(labels, dtype=np.int64)
+    if theta.shape[1] < 2:
+        return np.full(theta.shape[0], np.pi)
+    theta[np.arange(len(labels)), labels] = np.inf
+    return theta.min(axis=1)
+
+
+def _class_centres(features: np.ndarray, labels: np.ndarray, n_classes: int):
+    """Mean of the NORMALISED features of each class (the centre on the sphere), and a mask of
+    the classes that have samples. Normalising first matches the paper's hypersphere view: a
+    few long features must not pull the centre."""
+    unit = normalize_rows(features)
+    labels = np.asarray(labels, dtype=np.int64)
+    counts = np.bincount(labels, minlength=n_classes)[:n_classes]
+    sums = np.zeros((n_classes, unit.shape[1]))
+    np.add.at(sums, labels, unit)
+    present = counts > 0
+    centres = np.where(present[:, None], sums / np.maximum(counts, 1)[:, None], 0.0)
+    return centres, present
+
+
+def _mean_nearest(angles: np.ndarray) -> float:
+    """Mean over rows of the smallest off-diagonal entry of a square angle matrix (0 if < 2)."""
+    if angles.shape[0] < 2:
+        return 0.0
+    angles = angles.copy()
+    np.fill_diagonal(angles, np.inf)
+    return float(angles.min(axis=1).mean())
+
+
+def table3_statistics(
+    features: np.ndarray, labels: np.ndarray, weights: np.ndarray
+) -> dict[str, float]:
+    """The angle statistics of ArcFace (Deng et al., CVPR 2019), Table 3, in radians.
+
+    - "w_ec": mean angle between W_j and the centre of class j's features;
+    - "w_inter": mean over j of the smallest angle between W_j and another W_k;
+    - "intra": mean angle between each feature and its class's feature centre;
+    - "inter": mean over classes of the smallest angle between feature centres.
+    Centres are means of normalised features; classes without samples are left out.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    n_classes = weights.shape[0]
+    centres, present = _class_centres(features, labels, n_classes)
+    stats = {"w_ec": 0.0, "w_inter": 0.0, "intra": 0.0, "inter": 0.0}
+    stats["w_inter"] = _mean_nearest(_angle_matrix(weights, weights))
+    if len(labels) == 0:
+        return stats
+    w_to_centre = np.einsum(
+        "ij,ij->i", normalize_rows(weights[present]), normalize_rows(centres[present])
+    )
+    stats["w_ec"] = float(np.arccos(np.clip(w_to_centre, -1.0, 1.0)).mean())
+    own_centre = normalize_rows(centres)[labels]
+    cos_intra = np.einsum("ij,ij->i", normalize_rows(features), own_centre)
+    stats["intra"] = float(np.arccos(np.clip(cos_intra, -1.0, 1.0)).mean())
+    stats["inter"] = _mean_nearest(_angle_matrix(centres[present], centres[present]))
+    return stats
+
+
+def measured_margin(features: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(C,) the angular margin each class actually achieved, in radians.
+
+    For class j: the smallest angle from a class-j sample to another class's weight minus the
+    largest angle from a class-j sample to W_j. Positive means every class-j sample is closer
+    to W_j than any class-j sample is to a rival weight, by that much; negative means overlap.
+    Classes without samples get 0.0.
+    """
+    n_classes = np.asarray(weights).shape[0]
+    labels = np.asarray(labels, dtype=np.int64)
+    own = target_angles(features, labels, weights)
+    other = nearest_other_angles(features, labels, weights)
+    margin = np.zeros(n_classes)
+    for j in np.unique(labels):
+        mask = labels == j
+        margin[j] = other[mask].min() - own[mask].max()
+    return margin
+
+
+def theta_histogram(angles: np.ndarray, bins: int = 36) -> tuple[np.ndarray, np.ndarray]:
+    """Counts and bin edges of angles over [0, π] (non-finite values are dropped)."""
+    angles = np.asarray(angles, dtype=np.float64).ravel()
+    angles = np.clip(angles[np.isfinite(angles)], 0.0, np.pi)
+    counts, edges = np.histogram(angles, bins=bins, range=(0.0, np.pi))
+    return counts, edges
