@@ -1,0 +1,195 @@
+"""The lab's whole configuration as one dataclass, and its round trip through a URL.
+
+A teacher copies the address bar and the class gets the same setup: page, dataset, loss(es),
+dimension, s, m, seed. Query values come from strangers, so parsing never raises: a bad value
+falls back to its default and leaves a note the page shows.
+
+Hyper-parameters left as None mean "the engine's default for this loss and dimension"
+(see training.default_config), so a link that names only `loss=cosface` gets CosFace's
+good defaults rather than ArcFace's numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+from marginlab.data import DATASETS
+from marginlab.margins import POLICIES
+
+PAGES: tuple[str, ...] = ("lab", "compare", "formulas", "phase-map", "lessons", "faces", "about")
+LAB_LOSSES: tuple[str, ...] = (
+    "softmax",
+    "normface",
+    "sphereface",
+    "sphereface-arccos",
+    "cosface",
+    "arcface",
+    "combined",
+    "center",
+    "subcenter-arcface",
+)
+DEFAULT_COMPARE: tuple[str, ...] = (
+    "softmax",
+    "normface",
+    "sphereface",
+    "cosface",
+    "arcface",
+    "center",
+)
+MAX_COMPARE = 6
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    page: str = "lab"
+    dataset: str = "mnist-toy"
+    loss: str = "arcface"
+    losses: tuple[str, ...] = DEFAULT_COMPARE
+    dim: int = 2
+    seed: int = 0
+    s: float | None = None
+    m1: float | None = None
+    m2: float | None = None
+    m3: float | None = None
+    sphere_m: int | None = None
+    lam: float | None = None
+    lambda_schedule: bool | None = None
+    policy: str = "fallback"
+    center_lambda: float | None = None
+    center_alpha: float | None = None
+    lr: float | None = None
+    speed: int = 5
+    presenter: bool = False
+    lesson: str = ""
+    notes: tuple[str, ...] = field(default=(), compare=False)
+
+    def with_changes(self, **changes: Any) -> LabConfig:
+        return replace(self, **changes)
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(f"not one of {', '.join(options)}")
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw)
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"must be a number in [{low:g}, {high:g}]")
+        return value
+
+    return parse
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(f"must be a whole number in [{low}, {high}]")
+        return value
+
+    return parse
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _loss_list(raw: str) -> tuple[str, ...]:
+    parse_loss = _choice(LAB_LOSSES)
+    names = tuple(dict.fromkeys(parse_loss(part) for part in raw.split(",") if part.strip()))
+    if not 1 <= len(names) <= MAX_COMPARE:
+        raise ValueError(f"needs 1 to {MAX_COMPARE} losses")
+    return names
+
+
+def _lesson_id(raw: str) -> str:
+    value = raw.strip()
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_" for c in value):
+        raise ValueError("must be a short lesson id (letters, digits, - and _)")
+    return value
+
+
+# The accepted range of every field: the same limits the sliders use.
+PARSERS: dict[str, Callable[[str], Any]] = {
+    "page": _choice(PAGES),
+    "dataset": _choice(DATASETS),
+    "loss": _choice(LAB_LOSSES),
+    "losses": _loss_list,
+    "dim": _integer(2, 3),
+    "seed": _integer(0, 2**31 - 1),
+    "s": _number(0.1, 256.0),
+    "m1": _number(0.5, 5.0),
+    "m2": _number(0.0, math.pi),
+    "m3": _number(0.0, 2.0),
+    "sphere_m": _integer(1, 6),
+    "lam": _number(0.0, 1000.0),
+    "lambda_schedule": _boolean,
+    "policy": _choice(POLICIES),
+    "center_lambda": _number(0.0, 10.0),
+    "center_alpha": _number(0.0, 1.0),
+    "lr": _number(1e-5, 1.0),
+    "speed": _integer(1, 50),
+    "presenter": _boolean,
+    "lesson": _lesson_id,
+}
+MAX_QUERY_VALUE = 200
+
+
+def from_query(params: Mapping[str, str | list[str]]) -> LabConfig:
+    """Parse URL query parameters; unknown keys are ignored, bad values noted and defaulted."""
+    values: dict[str, Any] = {}
+    notes: list[str] = []
+    for name, parse in PARSERS.items():
+        if name not in params:
+            continue
+        raw = params[name]
+        if isinstance(raw, list):  # st.query_params.to_dict() keeps the last; be as lenient
+            raw = raw[-1] if raw else ""
+        shown = str(raw)[:40]
+        if len(str(raw)) > MAX_QUERY_VALUE:
+            notes.append(f"Ignored the URL value of {name}: too long.")
+            continue
+        try:
+            values[name] = parse(str(raw))
+        except ValueError as error:
+            notes.append(f"Ignored the URL value {name}={shown!r}: it {error}.")
+    return LabConfig(**values, notes=tuple(notes))
+
+
+def to_query(config: LabConfig) -> dict[str, str]:
+    """The URL query for a configuration: only what differs from the defaults, as text."""
+    default = LabConfig()
+    query: dict[str, str] = {}
+    for item in fields(LabConfig):
+        if item.name == "notes":
+            continue
+        value = getattr(config, item.name)
+        if value is None or value == getattr(default, item.name):
+            continue
+        query[item.name] = _format(value)
+    return query
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
