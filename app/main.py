@@ -1,0 +1,26 @@
+"""Streamlit entry point: page navigation, nothing else (logic lives in marginlab and ui)."""
+
+from pathlib import Path
+
+import streamlit as st
+
+st.set_page_config(page_title="Hypersphere Margin Lab", page_icon="◯", layout="wide")
+
+PAGES = Path(__file__).parent / "pages"
+CONFIG_LINK = Path(__file__).parent / ".streamlit" / "config.toml"
+
+if not CONFIG_LINK.is_symlink() and CONFIG_LINK.stat().st_size < 100:
+    # Git without symlink support writes the link target as a tiny text file (Windows).
+    st.warning(
+        "app/.streamlit/config.toml is not a link to streamlit_config.toml (a checkout without "
+        "symlinks?): the app runs with Streamlit's default settings. Copy streamlit_config.toml "
+        "over it to get the classroom theme."
+    )
+
+navigation = st.navigation(
+    [
+        st.Page(PAGES / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
+        st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
+    ]
+)
+navigation.run()
