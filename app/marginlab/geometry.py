@@ -1,0 +1,345 @@
+"""Decision regions and margin bands on the circle and the sphere, computed from `target_logit`.
+
+Every region here is derived from marginlab.margins.target_logit_np (DESIGN.md §3): a direction
+u belongs to class i "with margin" when s·ψ(cos θ_i) > max_{j≠i} s·cos θ_j, where ψ is the
+loss's target logit. Directions that no class owns this way form the margin bands (label −1),
+which the figures paint grey. There is no second copy of any margin formula in this file.
+
+Also here: the icosphere mesh the sphere view paints per face, circle helpers, a projection of
+d > 3 features to 3-D and pair-angle histograms.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import NamedTuple
+
+import numpy as np
+
+from marginlab.angles import normalize_rows, theta_histogram
+from marginlab.margins import LOSSES, target_logit_np
+
+# Losses whose regions are a plain argmax (no margin, no band). "center" is softmax + center
+# loss (Wen et al., ECCV 2016): the centre term moves features, not the classifier's boundaries.
+PLAIN_ARGMAX = ("softmax", "normface", "center")
+EXTRA_LOSSES = ("center", "subcenter-arcface")
+REGION_LOSSES: tuple[str, ...] = LOSSES + EXTRA_LOSSES
+BAND = -1
+
+
+def class_cosines(directions: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N, C) cos θ between each direction and each class.
+
+    `weights` is (C, d), or (C, K, d) for sub-centre ArcFace (Deng et al., ECCV 2020), where a
+    class's cosine is the largest over its K sub-centres.
+    """
+    u = normalize_rows(directions)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.ndim == 3:
+        n_classes, k, d = w.shape
+        cos = u @ normalize_rows(w.reshape(n_classes * k, d)).T
+        return cos.reshape(len(u), n_classes, k).max(axis=2)
+    return u @ normalize_rows(w).T
+
+
+def _margin_kwargs(loss: str, m1, m2, m3, sphere_m, lam, policy) -> dict:
+    """The keywords `target_logit` takes for `loss` (sub-centre ArcFace uses the combined form,
+    which equals ArcFace for m1 = 1, m3 = 0)."""
+    name = "combined" if loss == "subcenter-arcface" else loss
+    return dict(loss=name, m1=m1, m2=m2, m3=m3, sphere_m=sphere_m, lam=lam, policy=policy)
+
+
+def _max_other(z: np.ndarray) -> np.ndarray:
+    """(N, C): for each entry, the largest logit among the OTHER classes of its row."""
+    if z.shape[1] < 2:
+        return np.full_like(z, -np.inf)
+    order = np.argsort(z, axis=1)
+    top1 = np.take_along_axis(z, order[:, -1:], axis=1)
+    top2 = np.take_along_axis(z, order[:, -2:-1], axis=1)
+    is_top = np.arange(z.shape[1])[None, :] == order[:, -1:]
+    return np.where(is_top, top2, top1)
+
+
+def region_labels(
+    directions: np.ndarray,
+    weights: np.ndarray,
+    *,
+    loss: str,
+    s: float,
+    m1: float = 1.0,
+    m2: float = 0.0,
+    m3: float = 0.0,
+    sphere_m: int = 4,
+    lam: float = 0.0,
+    policy: str = "fallback",
+) -> np.ndarray:
+    """(N,) the class that owns each direction with margin, or −1 inside a margin band.
+
+    Class i owns u when s·ψ(cos θ_i) > max_{j≠i} s·cos θ_j, ψ = target_logit of `loss`.
+    - "softmax" and "center": argmax of W_j·u (weight norms count; the bias is ignored: with a
+      bias the regions are not cones, see `raw_plane_regions`). No band.
+    - "normface": argmax of cos θ_j. No band.
+    - "sphereface" (original A-Softmax): ψ = (λ cos θ + ψ_m(θ))/(1 + λ) scaled by ‖x‖, taken
+      on the unit sphere (‖x‖ = 1), so `s` plays no role.
+    - "subcenter-arcface": weights (C, K, d) or (C, d); cos θ_i = max over sub-centres.
+    If a margin is negative (e.g. m1 < 1), several classes may qualify: the one with the
+    largest lead over its strongest rival wins.
+    """
+    if loss not in REGION_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(REGION_LOSSES)}")
+    directions = np.asarray(directions, dtype=np.float64)
+    if loss in ("softmax", "center"):
+        w = np.asarray(weights, dtype=np.float64)
+        return np.argmax(normalize_rows(directions) @ w.T, axis=1).astype(np.int64)
+    cos = class_cosines(directions, weights)
+    if loss == "normface":
+        return np.argmax(cos, axis=1).astype(np.int64)
+    scale = 1.0 if loss == "sphereface" else float(s)
+    psi = target_logit_np(cos, **_margin_kwargs(loss, m1, m2, m3, sphere_m, lam, policy))
+    lead = scale * psi - _max_other(scale * cos)
+    best = np.argmax(lead, axis=1)
+    owned = np.take_along_axis(lead, best[:, None], axis=1)[:, 0] > 0
+    return np.where(owned, best, BAND).astype(np.int64)
+
+
+def predicted_labels(
+    features: np.ndarray, weights: np.ndarray, *, loss: str, bias: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) the test-time class: no margin at test time (the papers classify by plain logits).
+
+    Softmax/center use W·x + b on the raw features; the normalised losses use argmax cos θ.
+    """
+    x = np.asarray(features, dtype=np.float64)
+    if loss in ("softmax", "center"):
+        z = x @ np.asarray(weights, dtype=np.float64).T
+        if bias is not None:
+            z = z + np.asarray(bias, dtype=np.float64)
+        return np.argmax(z, axis=1).astype(np.int64)
+    return np.argmax(class_cosines(x, weights), axis=1).astype(np.int64)
+
+
+def raw_plane_regions(
+    grid_xy: np.ndarray, weights: np.ndarray, bias: np.ndarray | None = None
+) -> np.ndarray:
+    """(N,) softmax's class at raw 2-D feature points: argmax_j W_j·x + b_j.
+
+    With a bias the boundaries are straight lines that need not pass through the origin, so
+    the regions live in the raw feature plane, not on the circle.
+    """
+    z = np.asarray(grid_xy, dtype=np.float64) @ np.asarray(weights, dtype=np.float64).T
+    if bias is not None:
+        z = z + np.asarray(bias, dtype=np.float64)
+    return np.argmax(z, axis=1).astype(np.int64)
+
+
+# ---------------------------------------------------------------- circle
+
+
+def circle_angles(n: int) -> np.ndarray:
+    """n equally spaced polar angles φ in [0, 2π), radians."""
+    return np.arange(n) * (2.0 * math.pi / n)
+
+
+def circle_directions(n: int) -> np.ndarray:
+    """(n, 2) unit vectors at `circle_angles(n)`."""
+    phi = circle_angles(n)
+    return np.stack([np.cos(phi), np.sin(phi)], axis=1)
+
+
+class Run(NamedTuple):
+    """A maximal arc of equal labels on a uniformly sampled circle (radians, start < end)."""
+
+    label: int
+    start: float
+    end: float
+
+
+def circle_runs(labels: np.ndarray) -> list[Run]:
+    """Split labels sampled at `circle_angles(len(labels))` into arcs of equal label.
+
+    Each sample stands for the arc of width 2π/n centred on it; an arc that wraps past 2π is
+    returned as one run whose end exceeds 2π.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    step = 2.0 * math.pi / n
+    if n == 0:
+        return []
+    if np.all(labels == labels[0]):
+        return [Run(int(labels[0]), -step / 2, 2.0 * math.pi - step / 2)]
+    # Rotate so index 0 starts a run; then runs never wrap inside the array.
+    change = np.flatnonzero(labels != np.roll(labels, 1))
+    shift = int(change[0])
+    rolled = np.roll(labels, -shift)
+    starts = np.flatnonzero(rolled != np.roll(rolled, 1))
+    ends = np.append(starts[1:], n)
+    return [
+        Run(int(rolled[a]), float((a + shift - 0.5) * step), float((b + shift - 0.5) * step))
+        for a, b in zip(starts, ends, strict=True)
+    ]
+
+
+def band_intervals(labels: np.ndarray) -> list[tuple[float, float]]:
+    """The margin-band arcs (label −1) of labels sampled on the circle, as (start, end) radians."""
+    return [(r.start, r.end) for r in circle_runs(labels) if r.label == BAND]
+
+
+# ---------------------------------------------------------------- sphere
+
+# Subdivisions of the icosphere: 4 gives 2,562 vertices / 5,120 faces with edges of 0.07–0.08
+# rad (about 4.5°), enough for bands of m ≳ 0.1 rad; 5 (10,242 / 20,480, edges ≈ 2.2°) keeps a
+# band of m = 0.05 rad visible as a continuous grey strip. 6 would cost ~2.5 MB of JSON.
+DEFAULT_SUBDIVISIONS = 4
+FINE_SUBDIVISIONS = 5
+FINE_BAND_BELOW = 0.1  # radians
+
+
+def subdivisions_for_band(band_width: float) -> int:
+    """Icosphere subdivisions that make a margin band of `band_width` radians visible."""
+    return FINE_SUBDIVISIONS if 0 < band_width < FINE_BAND_BELOW else DEFAULT_SUBDIVISIONS
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False  # cached arrays are shared: nobody may edit them in place
+    return a
+
+
+@lru_cache(maxsize=8)
+def icosphere(subdivisions: int = DEFAULT_SUBDIVISIONS) -> tuple[np.ndarray, np.ndarray]:
+    """Unit-sphere mesh: (V, 3) float64 vertices and (F, 3) int32 faces, cached, read-only.
+
+    Subdividing an icosahedron gives nearly equal faces, unlike a latitude/longitude grid, so
+    a band has the same look near the poles as at the equator. V = 10·4ⁿ + 2, F = 20·4ⁿ.
+    """
+    t = (1.0 + math.sqrt(5.0)) / 2.0
+    verts = normalize_rows(
+        np.array(
+            [
+                [-1, t, 0], [1, t, 0], [-1, -t, 0], [1, -t, 0],
+                [0, -1, t], [0, 1, t], [0, -1, -t], [0, 1, -t],
+                [t, 0, -1], [t, 0, 1], [-t, 0, -1], [-t, 0, 1],
+            ]
+        )
+    )  # fmt: skip
+    faces = np.array(
+        [
+            [0, 11, 5], [0, 5, 1], [0, 1, 7], [0, 7, 10], [0, 10, 11],
+            [1, 5, 9], [5, 11, 4], [11, 10, 2], [10, 7, 6], [7, 1, 8],
+            [3, 9, 4], [3, 4, 2], [3, 2, 6], [3, 6, 8], [3, 8, 9],
+            [4, 9, 5], [2, 4, 11], [6, 2, 10], [8, 6, 7], [9, 8, 1],
+        ],
+        dtype=np.int64,
+    )  # fmt: skip
+    for _ in range(int(subdivisions)):
+        a, b, c = faces.T
+        edges = np.sort(np.concatenate([np.stack(p, 1) for p in ((a, b), (b, c), (c, a))]), 1)
+        unique, inverse = np.unique(edges, axis=0, return_inverse=True)
+        mids = normalize_rows(verts[unique[:, 0]] + verts[unique[:, 1]])
+        ab, bc, ca = (len(verts) + inverse.reshape(-1)).reshape(3, -1)
+        verts = np.vstack([verts, mids])
+        faces = np.concatenate(
+            [np.stack(f, 1) for f in ((a, ab, ca), (b, bc, ab), (c, ca, bc), (ab, bc, ca))]
+        )
+    return _frozen(verts), _frozen(faces.astype(np.int32))
+
+
+@lru_cache(maxsize=8)
+def icosphere_face_centres(subdivisions: int = DEFAULT_SUBDIVISIONS) -> np.ndarray:
+    """(F, 3) unit directions through the centroids of the icosphere's faces (cached)."""
+    verts, faces = icosphere(subdivisions)
+    return _frozen(normalize_rows(verts[faces].mean(axis=1)))
+
+
+def sphere_face_labels(
+    weights: np.ndarray, *, loss: str, s: float, subdivisions: int = DEFAULT_SUBDIVISIONS, **margin
+) -> np.ndarray:
+    """(F,) region label of each icosphere face, from `region_labels` at the face centroids.
+
+    Colouring per FACE (not per vertex) keeps each face one class: interpolated vertex colours
+    would paint false classes along the borders (reference/STREAMLIT.md).
+    """
+    return region_labels(icosphere_face_centres(subdivisions), weights, loss=loss, s=s, **margin)
+
+
+# ---------------------------------------------------------------- d > 3
+
+
+class Projection3D(NamedTuple):
+    """Features projected to 3-D and put back on the unit sphere. A projection, not the truth:
+    angles in it are only approximately those of the d-D features."""
+
+    points: np.ndarray  # (N, 3) unit rows (zero rows stay zero)
+    basis: np.ndarray  # (d, 3) orthonormal columns
+    explained: np.ndarray  # (3,) fraction of the second moment each axis keeps
+
+    def project(self, x: np.ndarray) -> np.ndarray:
+        """Put other d-D vectors (e.g. class weights, (C, d) or (C, K, d)) in the same view."""
+        x = np.asarray(x, dtype=np.float64)
+        flat = x.reshape(-1, x.shape[-1])
+        out = normalize_rows(normalize_rows(flat) @ self.basis)
+        return out.reshape(*x.shape[:-1], 3)
+
+
+def pca_to_3d(features: np.ndarray) -> Projection3D:
+    """Principal directions of the normalised features, WITHOUT centring.
+
+    Uncentred PCA (of the second moment) keeps the origin at the origin, so a direction stays a
+    direction and class weights can be projected with the same map; centring would move the
+    sphere's centre and make angles meaningless. Signs are fixed (largest loading positive) so
+    a replay does not flip from frame to frame at random.
+    """
+    unit = normalize_rows(features)
+    n, d = unit.shape
+    basis = np.zeros((d, 3))
+    explained = np.zeros(3)
+    if n and d:
+        _, sing, vt = np.linalg.svd(unit, full_matrices=False)
+        k = min(3, vt.shape[0])
+        basis[:, :k] = vt[:k].T
+        for col in range(k):
+            if basis[np.argmax(np.abs(basis[:, col])), col] < 0:
+                basis[:, col] *= -1
+        total = float(np.sum(sing**2))
+        if total > 0:
+            explained[:k] = sing[:k] ** 2 / total
+    return Projection3D(normalize_rows(unit @ basis), basis, explained)
+
+
+def pair_angle_histograms(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    bins: int = 36,
+    max_pairs: int = 20_000,
+    seed: int = 0,
+) -> dict[str, np.ndarray | int | bool]:
+    """Angles between pairs of features: same class ("positive") vs different ("negative").
+
+    All pairs when there are at most `max_pairs`, else `max_pairs` random pairs (seeded), so the
+    cost stays flat for large N. Returns counts over [0, π] with their edges and pair counts.
+    """
+    unit = normalize_rows(features)
+    labels = np.asarray(labels, dtype=np.int64)
+    n = len(labels)
+    total = n * (n - 1) // 2
+    sampled = total > max_pairs
+    if sampled:
+        rng = np.random.default_rng(seed)
+        i = rng.integers(0, n, size=max_pairs)
+        j = (i + rng.integers(1, n, size=max_pairs)) % n  # never i == j
+    else:
+        i, j = np.triu_indices(n, k=1)
+    cos = np.einsum("ij,ij->i", unit[i], unit[j])
+    theta = np.arccos(np.clip(cos, -1.0, 1.0))
+    same = labels[i] == labels[j]
+    positive, edges = theta_histogram(theta[same], bins)
+    negative, _ = theta_histogram(theta[~same], bins)
+    return {
+        "edges": edges,
+        "positive": positive,
+        "negative": negative,
+        "n_positive": int(same.sum()),
+        "n_negative": int((~same).sum()),
+        "sampled": bool(sampled),
+    }
