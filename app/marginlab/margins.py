@@ -81,7 +81,7 @@ def validate_margin(
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
     for name, value in (("m1", m1), ("m2", m2), ("m3", m3), ("lam", lam)):
-        if not math.isfinite(value):
+        if not _is_finite_number(value):
             raise ValueError(f"{name} must be a finite number, got {value!r}")
     if m1 <= 0:
         raise ValueError(f"m1 must be positive, got {m1}")
@@ -89,8 +89,18 @@ def validate_margin(
         raise ValueError(f"m2 (the additive angular margin) must lie in [0, π], got {m2}")
     if lam < 0:
         raise ValueError(f"lam must be non-negative, got {lam}")
-    if int(sphere_m) != sphere_m or sphere_m < 1:
+    if not _is_finite_number(sphere_m) or int(sphere_m) != sphere_m or sphere_m < 1:
         raise ValueError(f"sphere_m must be a positive integer, got {sphere_m!r}")
+
+
+def _is_finite_number(value: object) -> bool:
+    """True for finite reals; False (not TypeError/OverflowError) for None, strings, inf, NaN."""
+    if isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
 
 
 def target_logit(
