@@ -129,7 +129,7 @@ def build_head(loss: str, embedding_dim: int, num_classes: int, **params: Any) -
 
 
 class MarginHead(nn.Module):
-    """The common part of every head: parameters, centre loss, the target-column swap."""
+    """The common part of every head: hyper-parameters, centre loss, the margin at the targets."""
 
     loss: str
     centers: torch.Tensor | None
@@ -139,30 +139,29 @@ class MarginHead(nn.Module):
         self.loss = loss
         self.embedding_dim = embedding_dim
         self.num_classes = num_classes
-        self._values = dict(values)
         self._build_parameters(values)
         self.register_buffer("centers", None)
-        self._ensure_centers()
-
-    def _build_parameters(self, values: dict) -> None:
-        """Create `weight` (and whatever else the head learns)."""
-        raise NotImplementedError
+        self._set_values(values)
 
     # ----- the public contract -------------------------------------------------------------
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """(B, C) logits for F.cross_entropy, with the margin on each sample's target class."""
         labels = labels.long()
-        logits = self.plain_logits(features)
-        target = self._target_logits(features, labels)
-        return _with_target(logits, labels, target)
+        logits, plain, margin = self._parts(features, labels)
+        # Add (margin logit − plain logit) at the targets. `plain` is the same function of the
+        # inputs as the target entry of `logits`, so the chain rule leaves exactly ψ's gradient
+        # there; unlike a scatter, the in-place accumulate copies neither the (B, C) matrix nor
+        # its gradient, and the margin math runs on the (B,) target column only.
+        return _add_at_targets(logits, labels, margin - plain)
 
     def compute_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of `forward`, plus center_lambda · ½ · mean ‖x_i − c_{y_i}‖²."""
-        loss = F.cross_entropy(self(features, labels), labels.long())
+        labels = labels.long()
+        loss = F.cross_entropy(self(features, labels), labels)
         center_lambda = self._values["center_lambda"]
         if center_lambda > 0 and self.centers is not None:
             x = _work(features)
-            gap = x - self.centers[labels.long()].to(x.dtype)
+            gap = x - self.centers[labels].to(x.dtype)
             loss = loss + center_lambda * 0.5 * gap.pow(2).sum(dim=1).mean()
         return loss
 
@@ -197,10 +196,7 @@ class MarginHead(nn.Module):
         for name in _STRUCTURAL:
             if name in params and name in self._values and params[name] != self._values[name]:
                 raise ValueError(f"{name} is fixed when the head is built; build a new head")
-        values = {**self._values, **_normalised(self.loss, params)}
-        _margin_spec(self.loss, values)
-        self._values = values
-        self._ensure_centers()
+        self._set_values({**self._values, **_normalised(self.loss, params)})
 
     def params(self) -> dict[str, Any]:
         """Current hyper-parameters, JSON-serialisable: build_head(loss, d, C, **params())."""
@@ -209,30 +205,43 @@ class MarginHead(nn.Module):
     @property
     def spec(self) -> MarginSpec:
         """The margin target_logit gets now (center → softmax, subcenter-arcface → arcface)."""
-        return _margin_spec(self.loss, self._values, lam=self._current_lambda())
+        return MarginSpec(**self._margin_kwargs())
 
     @property
     def scale(self) -> float | None:
         """s, or None where the logit scale is the feature norm (or there is none)."""
         return self._values["s"] if "s" in HEAD_PARAMS[self.loss] else None
 
-    # ----- helpers --------------------------------------------------------------------------
-    def _target_logits(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """(B,) the margin target logit of each sample's own class."""
+    # ----- for the subclasses -----------------------------------------------------------------
+    def _build_parameters(self, values: dict) -> None:
+        """Create `weight` (and whatever else the head learns)."""
+        raise NotImplementedError
+
+    def _parts(
+        self, features: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The plain (B, C) logits, free to modify in place (nothing saved them for backward),
+        and the (B,) own-class logit without and with the margin.
+
+        The own-class logits come from the gathered rows in float32 or better, even under
+        autocast (a row dot is not an autocast op).
+        """
         raise NotImplementedError
 
     def _margin(self, cos: torch.Tensor) -> torch.Tensor:
         """ψ of the current spec: the one margin function of the project."""
-        return target_logit(cos, **asdict(self.spec))
+        return target_logit(cos, **self._margin_kwargs())
 
-    def _current_lambda(self) -> float:
-        return self._values.get("lam", 0.0)
+    def _margin_kwargs(self) -> dict[str, Any]:
+        return self._kwargs
 
-    def _ensure_centers(self) -> None:
-        """Centres exist from the moment centre loss is first switched on, then keep tracking."""
-        if self.centers is None and self._values["center_lambda"] > 0:
-            weight = self.weight
-            self.centers = weight.new_zeros(self.num_classes, self.embedding_dim)
+    def _set_values(self, values: dict) -> None:
+        spec = _margin_spec(self.loss, values)  # validates the combination
+        self._values = values
+        self._kwargs = asdict(spec)  # cached: asdict costs more than the margin itself
+        if self.centers is None and values["center_lambda"] > 0:
+            # Centres exist from the moment centre loss is first switched on, then keep tracking.
+            self.centers = self.weight.new_zeros(self.num_classes, self.embedding_dim)
 
     def _update_centers(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         """Wen et al. (ECCV 2016), Algorithm 1: c_j ← c_j − α Σ_i[y_i=j](c_j − x_i)/(1 + n_j)."""
@@ -271,13 +280,15 @@ class SoftmaxHead(MarginHead):
     def margin_logits(self, features: torch.Tensor) -> torch.Tensor:
         return self._margin(self.plain_logits(features))
 
-    def _target_logits(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _parts(
+        self, features: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = _work(features)
         raw = (x * self.weight[labels].to(x.dtype)).sum(dim=1)
         if self.bias is not None:
             raw = raw + self.bias[labels].to(x.dtype)
         # ψ is the identity for softmax: the raw logit passes through the one margin function.
-        return self._margin(raw)
+        return self.plain_logits(features), raw, self._margin(raw)
 
 
 class CosineMarginHead(MarginHead):
@@ -292,23 +303,33 @@ class CosineMarginHead(MarginHead):
 
     def plain_logits(self, features: torch.Tensor) -> torch.Tensor:
         # s folded into the (B, d) features: one pass over the (B, C) matrix fewer.
-        return self._cosine_matrix(_unit_rows(features) * self._values["s"])
+        unit_weight = _unit_rows(self.weight)
+        return self._cosine_matrix(_unit_rows(features) * self._values["s"], unit_weight)
+
+    def cosines(self, features: torch.Tensor) -> torch.Tensor:
+        return self._cosine_matrix(_unit_rows(features), _unit_rows(self.weight))
 
     def margin_logits(self, features: torch.Tensor) -> torch.Tensor:
         return self._values["s"] * self._margin(self.cosines(features))
 
-    def _cosine_matrix(self, unit_features: torch.Tensor) -> torch.Tensor:
-        return F.linear(unit_features, _unit_rows(self.weight))
+    def _cosine_matrix(
+        self, unit_features: torch.Tensor, unit_weight: torch.Tensor
+    ) -> torch.Tensor:
+        return F.linear(unit_features, unit_weight)
 
-    def _target_cosines(self, unit_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        own = _unit_rows(self.weight[labels])
-        return (unit_features * own.to(unit_features.dtype)).sum(dim=1)
+    def _own_cosines(
+        self, unit_features: torch.Tensor, unit_weight: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        return (unit_features * unit_weight[labels]).sum(dim=1)
 
-    def _target_logits(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # The margin runs on the (B,) target column only, in float32 or better even under
-        # autocast (the row dot is not an autocast op), then replaces that column.
-        cos_y = self._target_cosines(_unit_rows(features), labels)
-        return self._values["s"] * self._margin(cos_y)
+    def _parts(
+        self, features: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        s = self._values["s"]
+        unit_features, unit_weight = _unit_rows(features), _unit_rows(self.weight)
+        logits = self._cosine_matrix(unit_features * s, unit_weight)
+        cos_y = self._own_cosines(unit_features, unit_weight, labels)
+        return logits, s * cos_y, s * self._margin(cos_y)
 
 
 class SphereFaceHead(MarginHead):
@@ -321,26 +342,29 @@ class SphereFaceHead(MarginHead):
     @property
     def current_lambda(self) -> float:
         """λ used by the next forward: the schedule's value, or the fixed `lam`."""
-        return self._current_lambda()
-
-    def _current_lambda(self) -> float:
         if self._values["lambda_schedule"]:
             return sphereface_lambda(self.iteration)
         return self._values["lam"]
 
+    def _margin_kwargs(self) -> dict[str, Any]:
+        return {**self._kwargs, "lam": self.current_lambda}
+
     def plain_logits(self, features: torch.Tensor) -> torch.Tensor:
-        # W normalised, x not: W̃_jᵀx = ‖x‖ cos θ_j.
+        # W normalised, x not: Ŵ_jᵀx = ‖x‖ cos θ_j.
         return F.linear(_work(features), _unit_rows(self.weight))
 
     def margin_logits(self, features: torch.Tensor) -> torch.Tensor:
         norms = torch.linalg.vector_norm(_work(features), dim=1, keepdim=True)
         return norms * self._margin(self.cosines(features))
 
-    def _target_logits(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _parts(
+        self, features: torch.Tensor, labels: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = _work(features)
-        own = _unit_rows(self.weight[labels]).to(x.dtype)
-        cos_y = (_unit_rows(x) * own).sum(dim=1)
-        return torch.linalg.vector_norm(x, dim=1) * self._margin(cos_y)
+        unit_weight = _unit_rows(self.weight)
+        cos_y = (_unit_rows(x) * unit_weight[labels]).sum(dim=1)
+        norm = torch.linalg.vector_norm(x, dim=1)
+        return F.linear(x, unit_weight), norm * cos_y, norm * self._margin(cos_y)
 
     @torch.no_grad()
     def after_step(self, features: torch.Tensor, labels: torch.Tensor) -> None:
@@ -368,9 +392,6 @@ class SubCenterArcFaceHead(CosineMarginHead):
         self.weight = nn.Parameter(torch.randn(shape))
         self.register_buffer("subcenter_counts", torch.zeros(self.num_classes, values["k"]))
 
-    def cosines(self, features: torch.Tensor) -> torch.Tensor:
-        return self._cosine_matrix(_unit_rows(features))
-
     def class_weights(self) -> torch.Tensor:
         dominant = self.subcenter_counts.argmax(dim=1)
         rows = torch.arange(self.num_classes, device=dominant.device)
@@ -379,26 +400,32 @@ class SubCenterArcFaceHead(CosineMarginHead):
     def subcenter_weights(self) -> torch.Tensor:
         return self.weight.detach()
 
-    def _cosine_matrix(self, unit_features: torch.Tensor) -> torch.Tensor:
-        flat = _unit_rows(self.weight).flatten(0, 1)  # (C·K, d), class-major
-        per_subcenter = F.linear(unit_features, flat)
-        return per_subcenter.unflatten(1, (self.num_classes, -1)).amax(dim=2)
+    def _cosine_matrix(
+        self, unit_features: torch.Tensor, unit_weight: torch.Tensor
+    ) -> torch.Tensor:
+        per_subcenter = F.linear(unit_features, unit_weight.flatten(0, 1))  # (B, C·K)
+        # amax saves its output for backward: return a copy that forward may modify in place.
+        return per_subcenter.unflatten(1, (self.num_classes, -1)).amax(dim=2).clone()
 
+    def _own_cosines(
+        self, unit_features: torch.Tensor, unit_weight: torch.Tensor, labels: torch.Tensor
+    ) -> torch.Tensor:
+        return self._own_subcenter_cosines(unit_features, unit_weight, labels).amax(dim=1)
+
+    @staticmethod
     def _own_subcenter_cosines(
-        self, unit_features: torch.Tensor, labels: torch.Tensor
+        unit_features: torch.Tensor, unit_weight: torch.Tensor, labels: torch.Tensor
     ) -> torch.Tensor:
         """(B, K) cosines between each feature and its own class's sub-centres."""
-        own = _unit_rows(self.weight[labels]).to(unit_features.dtype)  # (B, K, d)
-        return torch.einsum("bd,bkd->bk", unit_features, own)
-
-    def _target_cosines(self, unit_features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return self._own_subcenter_cosines(unit_features, labels).amax(dim=1)
+        # A broadcast product, not einsum: einsum would become an fp16 bmm under autocast.
+        return (unit_weight[labels] * unit_features.unsqueeze(1)).sum(dim=2)
 
     @torch.no_grad()
     def after_step(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         super().after_step(features, labels)
         labels = labels.long()
-        nearest = self._own_subcenter_cosines(_unit_rows(features), labels).argmax(dim=1)
+        cosines = self._own_subcenter_cosines(_unit_rows(features), _unit_rows(self.weight), labels)
+        nearest = cosines.argmax(dim=1)
         counts = self.subcenter_counts
         counts.mul_(_DOMINANCE_DECAY)
         ones = torch.ones_like(nearest, dtype=counts.dtype)
@@ -432,13 +459,20 @@ def _unit_rows(x: torch.Tensor) -> torch.Tensor:
     """
     x = _work(x)
     norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
-    return torch.where(norm > 0, x / norm.clamp_min(_NORM_EPS), torch.zeros_like(x))
+    # Multiply by the (N, 1) inverse rather than divide: a division's backward makes several
+    # passes over the whole (C, d) weight matrix, a product's only one.
+    inverse = torch.where(norm > 0, norm.clamp_min(_NORM_EPS).reciprocal(), 0.0)
+    return x * inverse
 
 
-def _with_target(logits: torch.Tensor, labels: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """`logits` (B, C) with column labels[i] of row i replaced by target[i] (out of place)."""
-    dtype = torch.promote_types(torch.promote_types(logits.dtype, target.dtype), torch.float32)
-    return logits.to(dtype).scatter(1, labels.unsqueeze(1), target.to(dtype).unsqueeze(1))
+def _add_at_targets(
+    logits: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor
+) -> torch.Tensor:
+    """logits[i, labels[i]] += delta[i], in place, in float32 or better (autocast gives fp16)."""
+    dtype = torch.promote_types(torch.promote_types(logits.dtype, delta.dtype), torch.float32)
+    logits = logits.to(dtype)  # a copy only when the dtype changes
+    rows = torch.arange(labels.shape[0], device=labels.device)
+    return logits.index_put_((rows, labels), delta.to(dtype), accumulate=True)
 
 
 # ----- validation ----------------------------------------------------------------------------
@@ -516,10 +550,8 @@ def _normalised(loss: str, params: Mapping[str, Any]) -> dict[str, Any]:
     return {name: value for name, value in out.items() if name in used}
 
 
-def _margin_spec(loss: str, values: Mapping[str, Any], *, lam: float | None = None) -> MarginSpec:
+def _margin_spec(loss: str, values: Mapping[str, Any]) -> MarginSpec:
     """The MarginSpec of head `loss` from its values (MarginSpec validates itself)."""
-    names = ("m1", "m2", "m3", "sphere_m", "policy")
+    names = ("m1", "m2", "m3", "sphere_m", "lam", "policy")
     fields = {name: values[name] for name in names if name in values}
-    if loss == "sphereface":
-        fields["lam"] = values["lam"] if lam is None else lam
     return MarginSpec(loss=_MARGIN_LOSS.get(loss, loss), **fields)
