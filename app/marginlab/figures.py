@@ -1,0 +1,68 @@
+"""Plotly figure builders: arrays in, plotly.graph_objects.Figure out (no Streamlit here).
+
+One import point for the app; the builders live in small modules by job:
+- figures_style: the shared class palette, band grey, names and layout helpers;
+- figures_views: circle (2-D), raw feature plane, sphere (3-D), PCA projection (d > 3);
+- figures_curves: target logit vs θ (ArcFace paper Fig. 4), binary decision margins (Fig. 5),
+  target-class probability, angle and pair-angle histograms;
+- figures_training: training curves with the Table-3 angles, the (s, m) phase map;
+- figures_export: small multiples, self-contained HTML, animated replay.
+Every region and curve is computed from marginlab.margins.target_logit (DESIGN.md §3).
+"""
+
+from marginlab.figures_curves import (
+    BOUNDARY_PANELS,
+    PAPER_CURVES,
+    binary_boundary_figure,
+    pair_angle_figure,
+    target_logit_figure,
+    target_probability_figure,
+    theta_histogram_figure,
+)
+from marginlab.figures_export import (
+    compare_views,
+    figure_to_html,
+    replay_figure,
+    replay_html,
+    small_multiples,
+)
+from marginlab.figures_style import BAND_GREY, PALETTE, class_colors, margin_label
+from marginlab.figures_training import (
+    compute_phase_map,
+    history_columns,
+    phase_map_figure,
+    training_curves_figure,
+)
+from marginlab.figures_views import (
+    circle_figure,
+    projection_figure,
+    raw_feature_figure,
+    sphere_figure,
+)
+
+__all__ = [
+    "BAND_GREY",
+    "BOUNDARY_PANELS",
+    "PALETTE",
+    "PAPER_CURVES",
+    "binary_boundary_figure",
+    "circle_figure",
+    "class_colors",
+    "compare_views",
+    "compute_phase_map",
+    "figure_to_html",
+    "history_columns",
+    "margin_label",
+    "pair_angle_figure",
+    "phase_map_figure",
+    "projection_figure",
+    "raw_feature_figure",
+    "replay_figure",
+    "replay_html",
+    "small_multiples",
+    "sphere_figure",
+    "target_logit_figure",
+    "target_probability_figure",
+    "theta_histogram_figure",
+    "training_curves_figure",
+]

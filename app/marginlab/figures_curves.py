@@ -1,0 +1,373 @@
+"""Curves and histograms over the angle θ: the target logit (ArcFace paper Fig. 4), the binary
+decision boundaries (ArcFace paper Fig. 5 / its boundary table), the target-class probability,
+and angle histograms. Every curve is evaluated through margins.target_logit_np.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from marginlab.angles import measured_margin, nearest_other_angles, target_angles, theta_histogram
+from marginlab.figures_style import (
+    BAND_GREY,
+    PALETTE,
+    angular_margin,
+    base_layout,
+    class_colors,
+    f32,
+    margin_label,
+    margin_of,
+    rgba,
+)
+from marginlab.geometry import pair_angle_histograms
+from marginlab.margins import target_logit_np
+
+THETA_DEG = np.linspace(0.0, 180.0, 361)  # 0.5° steps: 20°, 30°, 45°, 60°… lie on the grid
+
+# The curves of the ArcFace paper's Fig. 4b (Deng et al., CVPR 2019), drawn for reference.
+PAPER_CURVES: tuple[dict, ...] = (
+    {"label": "Softmax", "loss": "normface"},
+    {"label": "SphereFace (m=4, λ=5)", "loss": "sphereface", "sphere_m": 4, "lam": 5.0},
+    {"label": "SphereFace (m1=1.35)", "loss": "sphereface-arccos", "m1": 1.35},
+    {"label": "ArcFace (m=0.5)", "loss": "arcface", "m2": 0.5},
+    {"label": "CosFace (m=0.35)", "loss": "cosface", "m3": 0.35},
+    {"label": "CM1 (1, 0.3, 0.2)", "loss": "combined", "m1": 1.0, "m2": 0.3, "m3": 0.2},
+    {"label": "CM2 (0.9, 0.4, 0.15)", "loss": "combined", "m1": 0.9, "m2": 0.4, "m3": 0.15},
+)
+
+# The binary-boundary panels of the ArcFace paper (plus NormFace), as target_logit keywords.
+BOUNDARY_PANELS: tuple[dict, ...] = (
+    {"label": "Softmax", "loss": "softmax"},
+    {"label": "NormFace", "loss": "normface"},
+    {"label": "SphereFace (m=4)", "loss": "sphereface", "sphere_m": 4},
+    {"label": "CosFace (m=0.35)", "loss": "cosface", "m3": 0.35},
+    {"label": "ArcFace (m=0.5)", "loss": "arcface", "m2": 0.5},
+)
+
+
+def _psi(spec: Mapping, cos: np.ndarray) -> np.ndarray:
+    """ψ(cos θ) of a curve spec; 'softmax' and 'center' are cos θ (equal ‖W‖, no bias)."""
+    loss = spec["loss"]
+    if loss in ("softmax", "center"):
+        loss = "normface"
+    elif loss == "subcenter-arcface":
+        loss = "combined"
+    return target_logit_np(cos, loss=loss, **margin_of(spec))
+
+
+def target_logit_figure(
+    current: Mapping | Sequence[Mapping],
+    *,
+    theta_y: np.ndarray | None = None,
+    show_paper_curves: bool = True,
+    title: str | None = None,
+) -> go.Figure:
+    """Target logit ψ(θ) vs θ (0–180°) with a histogram of the probe set's θ_y behind it.
+
+    ArcFace paper Fig. 4 (a) and (b) in one: `current` is one margin spec or several (dicts with
+    "loss" and its margin keywords, optional "label"); the paper's seven curves are drawn thin
+    and dotted for reference. `theta_y` (radians) adds the histogram on a second y axis.
+    """
+    specs = [current] if isinstance(current, Mapping) else list(current)
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    cos = np.cos(np.radians(THETA_DEG))
+    if theta_y is not None:
+        counts, edges = theta_histogram(theta_y, bins=36)
+        fig.add_trace(
+            go.Bar(
+                x=f32(np.degrees(edges[:-1] + edges[1:]) / 2), y=f32(counts), width=5.0,
+                marker={"color": rgba(BAND_GREY, 0.45)}, name="θ_y of the probe set (count)",
+                hovertemplate="θ_y ≈ %{x:.0f}°: %{y} samples<extra></extra>",
+            ),
+            secondary_y=True,
+        )  # fmt: skip
+    if show_paper_curves:
+        for k, spec in enumerate(PAPER_CURVES):
+            fig.add_trace(
+                go.Scatter(
+                    x=f32(THETA_DEG), y=f32(_psi(spec, cos)), mode="lines",
+                    name=f"paper: {spec['label']}", legendgroup="paper",
+                    legendgrouptitle={"text": "ArcFace paper, Fig. 4b"},
+                    line={"color": PALETTE[k], "width": 1.2, "dash": "dot"}, opacity=0.7,
+                ),
+                secondary_y=False,
+            )  # fmt: skip
+    for k, spec in enumerate(specs):
+        label = spec.get("label") or margin_label(spec["loss"], **margin_of(spec))
+        fig.add_trace(
+            go.Scatter(
+                x=f32(THETA_DEG), y=f32(_psi(spec, cos)), mode="lines", name=label,
+                legendgroup="current", legendgrouptitle={"text": "Current settings"},
+                line={"color": "#111111" if k == 0 else PALETTE[k % len(PALETTE)], "width": 3},
+                hovertemplate="θ = %{x}°: ψ = %{y:.4f}<extra>" + label + "</extra>",
+            ),
+            secondary_y=False,
+        )  # fmt: skip
+    fig.update_layout(
+        base_layout(
+            title or "Target logit vs angle θ (ArcFace paper, Fig. 4)",
+            "ψ(θ) before scaling by s: the logit the true class gets when the feature sits at θ "
+            "from its weight. Bars: where the probe samples are now.",
+            legend={"groupclick": "toggleitem"},
+        )
+    )
+    fig.update_xaxes(title_text="θ between feature and its class weight (degrees)", range=[0, 180])
+    fig.update_xaxes(tickvals=list(range(0, 181, 30)))
+    fig.update_yaxes(title_text="target logit ψ(θ) (unscaled)", secondary_y=False)
+    fig.update_yaxes(
+        title_text="probe samples", secondary_y=True, showgrid=False, tickmode="auto",
+        rangemode="tozero",
+    )  # fmt: skip
+    return fig
+
+
+def _boundary(spec: Mapping, theta_deg: np.ndarray) -> np.ndarray:
+    """θ2 (degrees) on the boundary of 'class 1 wins with margin': s·ψ(θ1) = s·cos θ2.
+
+    s > 0 cancels; class 1 wins exactly where cos θ2 < ψ(θ1), i.e. θ2 > arccos ψ(θ1) (ψ clipped
+    to [−1, 1]: below −1 class 1 never wins, above 1 it always does).
+    """
+    psi = _psi(spec, np.cos(np.radians(theta_deg)))
+    return np.degrees(np.arccos(np.clip(psi, -1.0, 1.0)))
+
+
+def binary_boundary_figure(
+    panels: Sequence[Mapping] = BOUNDARY_PANELS, *, title: str | None = None
+) -> go.Figure:
+    """Two classes in the (θ1, θ2) plane: where each class wins with margin, and the grey margin
+    area between, for each loss — the decision-margin picture of the ArcFace paper (Fig. 5).
+
+    Class 1 wins where s·ψ(θ1) > s·cos θ2, class 2 where s·ψ(θ2) > s·cos θ1 (ψ from
+    target_logit). Softmax is drawn with ‖W1‖ = ‖W2‖ and no bias, so it matches NormFace.
+    """
+    panels = list(panels)
+    fig = make_subplots(
+        rows=1,
+        cols=len(panels),
+        shared_yaxes=True,
+        subplot_titles=[p.get("label") or margin_label(p["loss"], **margin_of(p)) for p in panels],
+        horizontal_spacing=0.02,
+    )
+    t = np.linspace(0.0, 180.0, 361)
+    c1, c2 = PALETTE[0], PALETTE[1]
+    for col, spec in enumerate(panels, start=1):
+        first = col == 1
+        b = _boundary(spec, t)
+        square = f32([0, 180, 180, 0, 0])
+        fig.add_trace(
+            go.Scatter(
+                x=square, y=f32([0, 0, 180, 180, 0]), fill="toself", mode="none",
+                fillcolor=rgba(BAND_GREY, 0.6), name="margin: neither class wins",
+                legendgroup="band", showlegend=first, hoverinfo="skip",
+            ),
+            row=1, col=col,
+        )  # fmt: skip
+        for region, xs, ys, color in (
+            ("class 1 wins (with margin)", np.r_[t, 180, 0], np.r_[b, 180, 180], c1),
+            ("class 2 wins (with margin)", np.r_[b, 180, 180], np.r_[t, 180, 0], c2),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=f32(xs), y=f32(ys), fill="toself", mode="none", fillcolor=rgba(color, 0.55),
+                    name=region, legendgroup=region, showlegend=first, hoverinfo="skip",
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+        for name, xs, ys, color in (
+            ("boundary of class 1", t, b, c1),
+            ("boundary of class 2", b, t, c2),
+        ):
+            fig.add_trace(
+                go.Scatter(
+                    x=f32(xs), y=f32(ys), mode="lines", name=name, legendgroup=name,
+                    showlegend=first, line={"color": color, "width": 2, "dash": "dash"},
+                    hovertemplate="θ1 = %{x:.1f}°, θ2 = %{y:.1f}°<extra>" + name + "</extra>",
+                ),
+                row=1, col=col,
+            )  # fmt: skip
+        ticks = {"range": [0, 180], "tickvals": [0, 90, 180]}
+        fig.update_xaxes(title_text="θ1 (°)", row=1, col=col, **ticks)
+        # Square panels: the paper's pictures are symmetric in θ1 and θ2.
+        fig.update_yaxes(scaleanchor="x" if first else f"x{col}", row=1, col=col, **ticks)
+    fig.update_yaxes(title_text="θ2 (°)", row=1, col=1)
+    fig.update_layout(
+        base_layout(
+            title or "Binary decision margins in the (θ1, θ2) plane (ArcFace paper, Fig. 5)",
+            "θ1, θ2: angles from a feature to W1 and W2. Class 1 wins where s·ψ(θ1) > s·cos θ2 "
+            "(s cancels). Softmax assumes equal weight norms and no bias.",
+            legend={"orientation": "h", "y": -0.22},
+            height=430,
+            margin={"l": 60, "r": 20, "t": 120, "b": 40},
+        )
+    )
+    return fig
+
+
+def target_probability_figure(
+    loss: str,
+    s: float,
+    *,
+    n_classes: int = 10,
+    other_angle: float = math.pi / 2,
+    title: str | None = None,
+    **margin,
+) -> go.Figure:
+    """Softmax probability of the target class vs θ_y, with and without the margin.
+
+    Assumption (stated in the subtitle): the other C−1 weights all sit at `other_angle` from
+    the feature, so p = 1 / (1 + (C−1)·exp(s·cos φ − s·ψ(θ))). Computed as a stable sigmoid, so
+    s = 256 does not overflow.
+    """
+    cos = np.cos(np.radians(THETA_DEG))
+    scale = 1.0 if loss == "sphereface" else float(s)  # A-Softmax: ‖x‖ = 1 on the sphere
+    others = scale * math.cos(other_angle) + math.log(max(n_classes - 1, 1))
+    spec = {"loss": loss, **margin}
+    curves = (
+        ("with margin (training)", _psi(spec, cos), "#111111", "solid"),
+        ("without margin (test time)", cos, PALETTE[0], "dash"),
+    )
+    traces = [
+        go.Scatter(
+            x=f32(THETA_DEG), y=f32(np.exp(-np.logaddexp(0.0, others - scale * psi))),
+            mode="lines", name=name, line={"color": color, "width": 3, "dash": dash},
+            hovertemplate="θ = %{x}°: p = %{y:.3f}<extra>" + name + "</extra>",
+        )
+        for name, psi, color, dash in curves
+    ]  # fmt: skip
+    layout = base_layout(
+        title or f"Probability of the true class vs θ — {margin_label(loss, s, **margin)}",
+        f"Assumption: the other C−1 = {n_classes - 1} class weights all lie "
+        f"{math.degrees(other_angle):.0f}° from the feature.",
+        xaxis={"title": {"text": "θ between feature and its class weight (degrees)"},
+               "range": [0, 180], "tickvals": list(range(0, 181, 30))},
+        yaxis={"title": {"text": "softmax probability of the true class"}, "range": [0, 1.02]},
+    )  # fmt: skip
+    return go.Figure(traces, layout)
+
+
+def theta_histogram_figure(
+    features: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    *,
+    loss: str | None = None,
+    requested_margin: float | None = None,
+    bins: int = 36,
+    title: str | None = None,
+    **margin,
+) -> go.Figure:
+    """Intra-class angles (to the own weight) vs inter-class angles (to the nearest other
+    weight), in degrees. The measured margin (worst class, `angles.measured_margin`) is shown;
+    the requested angular margin (ArcFace's m, or `requested_margin` in radians) is drawn as a
+    grey strip after the largest intra-class angle: where the inter-class angles should begin.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    own = target_angles(features, labels, weights)
+    other = nearest_other_angles(features, labels, weights)
+    if requested_margin is None and loss is not None:
+        requested_margin = angular_margin(loss, **margin)
+    traces = []
+    for name, angles, color in (
+        ("intra-class: angle to own weight W_y", own, PALETTE[0]),
+        ("inter-class: angle to nearest other weight", other, PALETTE[3]),
+    ):
+        counts, edges = theta_histogram(angles, bins)
+        traces.append(
+            go.Bar(
+                x=f32(np.degrees(edges[:-1] + edges[1:]) / 2), y=f32(counts),
+                width=float(np.degrees(edges[1] - edges[0])), name=name, opacity=0.6,
+                marker={"color": color}, hovertemplate="%{x:.0f}°: %{y}<extra></extra>",
+            )
+        )  # fmt: skip
+    present = np.unique(labels)
+    per_class = measured_margin(features, labels, weights)[present] if len(present) else [0.0]
+    worst = math.degrees(float(np.min(per_class)))
+    subtitle = f"Measured margin (worst class): {worst:.1f}°"
+    shapes, annotations = [], []
+    if len(own):
+        edge = math.degrees(float(own.max()))
+        shapes.append(_vline(edge, "#333333"))
+        shapes.append(_vline(math.degrees(float(other.min())), PALETTE[3]))
+        if requested_margin:
+            req = math.degrees(requested_margin)
+            subtitle += f"; requested margin m = {req:.1f}°"
+            shapes.append(
+                {"type": "rect", "xref": "x", "yref": "paper", "x0": edge, "x1": edge + req,
+                 "y0": 0, "y1": 1, "fillcolor": rgba(BAND_GREY, 0.35), "line": {"width": 0}}
+            )  # fmt: skip
+            annotations.append(
+                {"x": edge + req / 2, "y": 1.0, "xref": "x", "yref": "paper",
+                 "text": "requested m", "showarrow": False, "yanchor": "bottom"}
+            )  # fmt: skip
+    subtitle += ". Lines: largest intra-class angle, smallest inter-class angle."
+    layout = base_layout(
+        title or "Angles to own vs nearest other class weight",
+        subtitle,
+        barmode="overlay",
+        xaxis={"title": {"text": "angle (degrees)"}, "range": [0, 180],
+               "tickvals": list(range(0, 181, 30))},
+        yaxis={"title": {"text": "number of samples"}},
+        shapes=shapes,
+        annotations=annotations,
+        legend={"orientation": "h", "y": -0.2},
+    )  # fmt: skip
+    return go.Figure(traces, layout)
+
+
+def _vline(x: float, color: str) -> dict:
+    return {
+        "type": "line",
+        "xref": "x",
+        "yref": "paper",
+        "x0": x,
+        "x1": x,
+        "y0": 0,
+        "y1": 1,
+        "line": {"color": color, "width": 2, "dash": "dash"},
+    }
+
+
+def pair_angle_figure(
+    features: np.ndarray,
+    labels: np.ndarray,
+    *,
+    bins: int = 36,
+    max_pairs: int = 20_000,
+    title: str | None = None,
+) -> go.Figure:
+    """Angles between same-class and different-class pairs of features (fractions, degrees):
+    the usual verification view for d > 3, where the sphere can only be shown projected."""
+    hist = pair_angle_histograms(features, labels, bins=bins, max_pairs=max_pairs)
+    edges = hist["edges"]
+    centres = f32(np.degrees(edges[:-1] + edges[1:]) / 2)
+    colors = class_colors(4)
+    traces = []
+    for key, name, color in (
+        ("positive", f"same class ({hist['n_positive']} pairs)", colors[2]),
+        ("negative", f"different classes ({hist['n_negative']} pairs)", colors[3]),
+    ):
+        counts = np.asarray(hist[key], dtype=np.float64)
+        fraction = counts / counts.sum() if counts.sum() > 0 else counts
+        traces.append(
+            go.Bar(
+                x=centres, y=f32(fraction), width=float(np.degrees(edges[1] - edges[0])),
+                name=name, opacity=0.6, marker={"color": color},
+                hovertemplate="%{x:.0f}°: %{y:.1%}<extra></extra>",
+            )
+        )  # fmt: skip
+    note = "random sample of pairs" if hist["sampled"] else "all pairs"
+    layout = base_layout(
+        title or "Angles between pairs of features",
+        f"Same-class pairs should be at small angles, different-class pairs near 90° ({note}).",
+        barmode="overlay",
+        xaxis={"title": {"text": "angle between the two features (degrees)"}, "range": [0, 180],
+               "tickvals": list(range(0, 181, 30))},
+        yaxis={"title": {"text": "fraction of pairs"}, "tickformat": ".0%"},
+        legend={"orientation": "h", "y": -0.2},
+    )  # fmt: skip
+    return go.Figure(traces, layout)

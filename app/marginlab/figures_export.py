@@ -1,0 +1,279 @@
+"""Side-by-side small multiples, self-contained HTML export, and an animated HTML replay of a
+run's snapshot history. Everything exported opens offline (plotly.js is embedded)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from marginlab.figures_curves import theta_histogram_figure
+from marginlab.figures_style import UIREVISION, base_layout, margin_label, margin_of
+from marginlab.figures_views import (
+    band_width_hint,
+    circle_figure,
+    projection_figure,
+    raw_feature_figure,
+    sphere_figure,
+)
+from marginlab.geometry import pca_to_3d, subdivisions_for_band
+
+_THREE_D = {"mesh3d", "scatter3d", "cone", "surface", "isosurface", "volume", "streamtube"}
+HTML_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def _is_3d(fig: go.Figure) -> bool:
+    return any(trace.type in _THREE_D for trace in fig.data)
+
+
+def small_multiples(
+    figures: Sequence[go.Figure],
+    titles: Sequence[str] | None = None,
+    cols: int = 3,
+    *,
+    title: str = "Side by side",
+    row_height: int = 420,
+) -> go.Figure:
+    """Put K figures in a grid with one legend, shared axes and the same class colours.
+
+    2-D figures share their x and y axes (same ranges, equal aspect kept where the source had
+    it); 3-D figures become scenes with the source's ranges, cube aspect and camera. Legend
+    entries repeated across panels are shown once (clicking one toggles it in every panel).
+    Source shapes, annotations and secondary y axes are not carried over.
+    """
+    figures = list(figures)
+    cols = max(1, min(cols, len(figures)))
+    rows = math.ceil(len(figures) / cols)
+    kinds = ["scene" if _is_3d(f) else "xy" for f in figures]
+    specs = [
+        [
+            {"type": kinds[r * cols + c]} if r * cols + c < len(figures) else None
+            for c in range(cols)
+        ]
+        for r in range(rows)
+    ]
+    all_xy = all(k == "xy" for k in kinds)
+    grid = make_subplots(
+        rows=rows,
+        cols=cols,
+        specs=specs,
+        subplot_titles=list(titles) if titles is not None else None,
+        shared_xaxes="all" if all_xy else False,
+        shared_yaxes="all" if all_xy else False,
+        horizontal_spacing=0.03,
+        vertical_spacing=0.08,
+    )
+    seen: set[str] = set()
+    scene_n = xy_n = 0
+    for k, (fig, kind) in enumerate(zip(figures, kinds, strict=True)):
+        row, col = k // cols + 1, k % cols + 1
+        for trace in fig.data:
+            spec = trace.to_plotly_json()
+            spec.pop("xaxis", None), spec.pop("yaxis", None), spec.pop("scene", None)
+            group = spec.get("legendgroup") or spec.get("name") or ""
+            if spec.get("showlegend") is not False and trace.type != "mesh3d":
+                if group in seen:
+                    spec["showlegend"] = False
+                seen.add(group)
+            grid.add_trace(spec, row=row, col=col)
+        if kind == "scene":
+            scene_n += 1
+            name = "scene" if scene_n == 1 else f"scene{scene_n}"
+            source = fig.layout.scene.to_plotly_json()
+            source.pop("domain", None)
+            grid.layout[name].update(source)
+        else:
+            xy_n += 1
+            suffix = "" if xy_n == 1 else str(xy_n)
+            for axis in ("xaxis", "yaxis"):
+                source = fig.layout[axis].to_plotly_json()
+                for key in ("domain", "anchor", "matches", "scaleanchor", "overlaying", "side"):
+                    source.pop(key, None)
+                if (axis == "yaxis" and col > 1) or (axis == "xaxis" and k + cols < len(figures)):
+                    source.pop("title", None)  # shared axes: label the outer panels only
+                grid.layout[f"{axis}{suffix}"].update(source)
+            if fig.layout.yaxis.scaleanchor:
+                grid.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", scaleratio=1)
+    legend = figures[0].layout.legend.to_plotly_json() if figures else {}
+    grid.update_layout(
+        base_layout(title, legend=legend, height=row_height * rows, margin={"t": 90, "b": 40})
+    )
+    return grid
+
+
+VIEWS: dict[str, Callable[..., go.Figure]] = {
+    "circle": circle_figure,
+    "sphere": sphere_figure,
+    "raw": raw_feature_figure,
+    "projection": projection_figure,
+    "histogram": theta_histogram_figure,
+}
+
+
+def compare_views(
+    view: str,
+    runs: Sequence[Mapping],
+    *,
+    titles: Sequence[str] | None = None,
+    cols: int = 3,
+    title: str | None = None,
+) -> go.Figure:
+    """The same view for K runs side by side (e.g. the six losses of the comparison page).
+
+    Each run is the keyword dict of the view's builder (features, labels, weights, loss, s and
+    the margin keywords); panel titles default to the loss and its parameters.
+    """
+    build = VIEWS[view]
+    figures = [build(**run) for run in runs]
+    if titles is None:
+        titles = [margin_label(run["loss"], run.get("s"), **margin_of(run)) for run in runs]
+    return small_multiples(figures, titles, cols, title=title or f"{view} view, side by side")
+
+
+def figure_to_html(fig: go.Figure, path: str | os.PathLike) -> Path:
+    """Write a self-contained HTML file (plotly.js embedded, no network needed to open it)."""
+    path = Path(path)
+    fig.write_html(path, include_plotlyjs=True, full_html=True, config=HTML_CONFIG)
+    return path
+
+
+def _snapshot_kwargs(snap: Mapping, defaults: Mapping) -> dict:
+    """Builder keywords of one snapshot: its own loss/s/margin first, then the defaults."""
+    params = {**defaults, **{k: snap[k] for k in ("loss", "s") if k in snap}}
+    params.update(margin_of(snap))
+    if "loss" not in params:
+        raise ValueError("replay_html needs the loss (in the snapshots or as loss=...)")
+    params.setdefault("s", 1.0)
+    return params
+
+
+def replay_html(
+    snapshots: Sequence[Mapping],
+    path: str | os.PathLike | None = None,
+    **options,
+) -> str:
+    """`replay_figure` as a self-contained, offline HTML page; written to `path` if given."""
+    fig = replay_figure(snapshots, **options)
+    html = fig.to_html(include_plotlyjs=True, full_html=True, config=HTML_CONFIG)
+    if path is not None:
+        Path(path).write_text(html, encoding="utf-8")
+    return html
+
+
+def replay_figure(
+    snapshots: Sequence[Mapping],
+    *,
+    max_frames: int = 60,
+    max_points: int = 3_000,
+    frame_ms: int = 250,
+    names: Sequence[str] | None = None,
+    title: str = "Training replay",
+    **defaults,
+) -> go.Figure:
+    """An animated replay of a run's snapshots (plotly frames + slider + play button).
+
+    Each snapshot is a dict with "step", "features" (N, d), "labels", "weights" (C, d) and
+    optionally its margin ("loss", "s", "m1", "m2", …; `defaults` fill in what is missing).
+    d = 2 replays the circle view, d = 3 the sphere, d > 3 a PCA projection fixed by the last
+    snapshot (so the view does not jump). At most `max_frames` evenly spaced snapshots and
+    `max_points` points (the same seeded subset in every frame) keep the file small.
+    """
+    snaps = list(snapshots)
+    if not snaps:
+        raise ValueError("replay_html needs at least one snapshot")
+    if len(snaps) > max_frames:
+        snaps = [snaps[i] for i in np.linspace(0, len(snaps) - 1, max_frames).round().astype(int)]
+    dim = np.asarray(snaps[-1]["features"]).shape[1]
+    fixed: dict = {"names": names}
+    if dim == 3:
+        widths = []
+        for snap in snaps:
+            p = _snapshot_kwargs(snap, defaults)
+            widths.append(subdivisions_for_band(band_width_hint(p["loss"], **margin_of(p))))
+        fixed["subdivisions"] = max(widths)  # one mesh for all frames
+    elif dim > 3:
+        fixed["projection"] = pca_to_3d(np.asarray(snaps[-1]["features"]))
+
+    figures = [_replay_frame(snap, dim, fixed, defaults, max_points) for snap in snaps]
+    base = go.Figure(figures[0])
+    frames = []
+    for snap, fig in zip(snaps, figures, strict=True):
+        data = [
+            {"type": "mesh3d", "intensity": t.intensity} if t.type == "mesh3d" else t
+            for t in fig.data
+        ]  # the mesh's vertices never change: send only its face colours per frame
+        frames.append(
+            go.Frame(
+                data=data,
+                name=str(snap["step"]),
+                traces=list(range(len(data))),
+                layout={"title": {"text": f"{title} — step {snap['step']}"}},
+            )
+        )
+    base.frames = frames
+    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True,
+            "transition": {"duration": 0}}  # fmt: skip
+    pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
+    base.update_layout(
+        title={"text": f"{title} — step {snaps[0]['step']}"},
+        uirevision=UIREVISION,
+        updatemenus=[
+            {
+                "type": "buttons",
+                "direction": "left",
+                "x": 0.0,
+                "y": -0.08,
+                "xanchor": "left",
+                "showactive": False,
+                "buttons": [
+                    {"label": "▶ Play", "method": "animate", "args": [None, play]},
+                    {"label": "❚❚ Pause", "method": "animate", "args": [[None], pause]},
+                ],
+            }
+        ],
+        sliders=[
+            {
+                "active": 0,
+                "x": 0.15,
+                "len": 0.85,
+                "y": -0.05,
+                "currentvalue": {"prefix": "step "},
+                "steps": [
+                    {
+                        "label": str(snap["step"]),
+                        "method": "animate",
+                        "args": [
+                            [str(snap["step"])],
+                            {
+                                "mode": "immediate",
+                                "frame": {"duration": 0, "redraw": True},
+                                "transition": {"duration": 0},
+                            },
+                        ],
+                    }  # fmt: skip
+                    for snap in snaps
+                ],
+            }
+        ],
+    )
+    return base
+
+
+def _replay_frame(snap: Mapping, dim: int, fixed: dict, defaults: Mapping, max_points: int):
+    features = np.asarray(snap["features"], dtype=np.float64)
+    labels = np.asarray(snap["labels"], dtype=np.int64)
+    if len(labels) > max_points:
+        keep = np.sort(np.random.default_rng(0).choice(len(labels), max_points, replace=False))
+        features, labels = features[keep], labels[keep]
+    params = _snapshot_kwargs(snap, defaults)
+    common = {"features": features, "labels": labels, "weights": snap["weights"]}
+    if dim == 2:
+        return circle_figure(**common, **params, names=fixed["names"])
+    if dim == 3:
+        return sphere_figure(**common, **params, **fixed)
+    return projection_figure(**common, **params, **fixed)

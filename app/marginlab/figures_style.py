@@ -1,0 +1,161 @@
+"""Shared look of every figure: class colours, the grey of margin bands, names, small helpers.
+
+One palette for all figures, so "class 3" is the same colour on the circle, the sphere, the
+histograms and in the side-by-side comparison. Grey is reserved for margin bands: no class
+colour is grey.
+"""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+# Tableau-10 without its grey, plus three darker hues: 12 distinguishable class colours.
+PALETTE: tuple[str, ...] = (
+    "#1f77b4",
+    "#ff7f0e",
+    "#2ca02c",
+    "#d62728",
+    "#9467bd",
+    "#8c564b",
+    "#e377c2",
+    "#17becf",
+    "#bcbd22",
+    "#393b79",
+    "#637939",
+    "#7b4173",
+)
+BAND_GREY = "#a6a6a6"
+MISCLASSIFIED = "#111111"
+UIREVISION = "marginlab"  # constant: lets plotly keep the user's zoom/camera across updates
+TEMPLATE = "plotly_white"
+
+LOSS_NAMES: dict[str, str] = {
+    "softmax": "Softmax",
+    "normface": "NormFace",
+    "sphereface": "SphereFace (A-Softmax)",
+    "sphereface-arccos": "SphereFace (arccos form)",
+    "cosface": "CosFace",
+    "arcface": "ArcFace",
+    "combined": "Combined margin",
+    "center": "Softmax + center loss",
+    "subcenter-arcface": "Sub-center ArcFace",
+}
+MARGIN_KEYS = ("m1", "m2", "m3", "sphere_m", "lam", "policy")
+
+
+def class_colors(n: int) -> list[str]:
+    """n class colours: the palette first, then evenly spread hues (golden ratio) beyond it."""
+    colors = list(PALETTE[:n])
+    for k in range(len(colors), n):
+        hue = (0.11 + 0.618034 * k) % 1.0
+        r, g, b = colorsys.hls_to_rgb(hue, 0.45, 0.65)
+        colors.append(f"#{int(r * 255):02x}{int(g * 255):02x}{int(b * 255):02x}")
+    return colors
+
+
+def rgba(color: str, alpha: float) -> str:
+    """'#rrggbb' → 'rgba(r,g,b,alpha)' (for pale region fills)."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def lighten(color: str, amount: float) -> str:
+    """Mix a '#rrggbb' colour with white (amount 0 → same, 1 → white)."""
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    r, g, b = (round(v + (255 - v) * amount) for v in (r, g, b))
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def class_names(n: int, names: Sequence[str] | None = None) -> list[str]:
+    """Legend names for n classes ("class 0", … unless given, e.g. digit names)."""
+    if names is not None:
+        return [str(x) for x in names][:n] + [f"class {k}" for k in range(len(names), n)]
+    return [f"class {k}" for k in range(n)]
+
+
+def f32(x) -> np.ndarray:
+    """Float32 numpy array, NaN/Inf replaced by 0: plotly sends it base64 (never .tolist())."""
+    return np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+
+
+def margin_of(params: Mapping) -> dict:
+    """The margin keywords (m1, m2, m3, sphere_m, lam, policy) present in `params`."""
+    return {k: params[k] for k in MARGIN_KEYS if k in params}
+
+
+def margin_label(loss: str, s: float | None = None, **margin) -> str:
+    """'ArcFace (s = 30, m = 0.5 rad)': the loss and only the parameters it uses."""
+    parts = [] if s is None or loss in ("softmax", "center", "sphereface") else [f"s = {s:g}"]
+    if loss == "sphereface":
+        parts += [f"m = {int(margin.get('sphere_m', 4))}", f"λ = {margin.get('lam', 0.0):g}"]
+    elif loss == "sphereface-arccos":
+        parts.append(f"m1 = {margin.get('m1', 1.0):g}")
+    elif loss == "cosface":
+        parts.append(f"m = {margin.get('m3', 0.0):g}")
+    elif loss in ("arcface", "subcenter-arcface"):
+        parts.append(f"m = {margin.get('m2', 0.0):g} rad")
+    elif loss == "combined":
+        parts.append(
+            f"m1, m2, m3 = {margin.get('m1', 1.0):g}, {margin.get('m2', 0.0):g}, "
+            f"{margin.get('m3', 0.0):g}"
+        )
+    if margin.get("policy", "fallback") != "fallback" and loss in (
+        "arcface",
+        "combined",
+        "sphereface-arccos",
+        "subcenter-arcface",
+    ):
+        parts.append(f"policy {margin['policy']}")
+    name = LOSS_NAMES.get(loss, loss)
+    return f"{name} ({', '.join(parts)})" if parts else name
+
+
+def angular_margin(loss: str, **margin) -> float | None:
+    """The requested margin as an ANGLE (radians) where the loss has one (ArcFace's m2), else
+    None: CosFace's m is in cosine units and SphereFace's is multiplicative."""
+    if loss in ("arcface", "combined", "subcenter-arcface") and margin.get("m2", 0.0) > 0:
+        return float(margin["m2"])
+    return None
+
+
+def discrete_colorscale(colors: Sequence[str]) -> list[list]:
+    """A stepped colourscale: value k (0-based) in [−0.5, len−0.5] gets colors[k], no blending."""
+    k = len(colors)
+    scale: list[list] = []
+    for i, c in enumerate(colors):
+        scale += [[i / k, c], [(i + 1) / k, c]]
+    return scale
+
+
+def base_layout(title: str, subtitle: str | None = None, **extra) -> dict:
+    """Layout shared by all figures: title (+ subtitle), white template, constant uirevision."""
+    layout: dict = {
+        "title": {"text": title, "x": 0.01, "xanchor": "left"},
+        "template": TEMPLATE,
+        "uirevision": UIREVISION,
+        "margin": {"l": 60, "r": 20, "t": 80 if subtitle else 60, "b": 55},
+        "legend": {"itemsizing": "constant"},
+    }
+    if subtitle:
+        layout["title"]["subtitle"] = {"text": subtitle}
+    layout.update(extra)
+    return layout
+
+
+def empty_legend_entry(name: str, color: str, *, symbol: str = "square", three_d=False):
+    """A legend-only entry (no data) for things drawn without a legend of their own."""
+    cls = go.Scatter3d if three_d else go.Scatter
+    kwargs = {"z": f32([])} if three_d else {}
+    return cls(
+        x=f32([]),
+        y=f32([]),
+        mode="markers",
+        marker={"color": color, "size": 10, "symbol": symbol},
+        name=name,
+        hoverinfo="skip",
+        **kwargs,
+    )

@@ -1,0 +1,398 @@
+"""Figures build for every loss, carry the expected traces, agree with the margin function,
+contain no NaN at extreme settings, and export to offline HTML."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+import torch
+
+from marginlab.figures import (
+    binary_boundary_figure,
+    circle_figure,
+    compare_views,
+    compute_phase_map,
+    figure_to_html,
+    pair_angle_figure,
+    phase_map_figure,
+    projection_figure,
+    raw_feature_figure,
+    replay_figure,
+    replay_html,
+    small_multiples,
+    sphere_figure,
+    target_logit_figure,
+    target_probability_figure,
+    theta_histogram_figure,
+    training_curves_figure,
+)
+from marginlab.figures_views import BAND_NAME, MISCLASSIFIED_NAME
+from marginlab.geometry import PLAIN_ARGMAX, REGION_LOSSES, icosphere, sphere_face_labels
+from marginlab.margins import target_logit
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+C = 4
+PARAMS = {
+    "softmax": {},
+    "center": {},
+    "normface": {},
+    "sphereface": {"sphere_m": 4, "lam": 5.0},
+    "sphereface-arccos": {"m1": 1.35},
+    "cosface": {"m3": 0.2},
+    "arcface": {"m2": 0.3},
+    "combined": {"m1": 1.0, "m2": 0.3, "m3": 0.2},
+    "subcenter-arcface": {"m2": 0.3},
+}
+
+
+def _data(dim: int, n: int = 80, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    w = rng.normal(size=(C, dim))
+    y = rng.integers(0, C, n)
+    x = w[y] + 0.4 * rng.normal(size=(n, dim))
+    return x, y, w
+
+
+def _arrays(obj):
+    """Every numeric array/list inside a figure's JSON (data, layout and frames)."""
+    if isinstance(obj, np.ndarray):
+        if obj.dtype.kind in "fiu":
+            yield obj
+    elif isinstance(obj, dict):
+        for v in obj.values():
+            yield from _arrays(v)
+    elif isinstance(obj, (list, tuple)):
+        if obj and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in obj):
+            yield np.asarray(obj, dtype=np.float64)
+        else:
+            for v in obj:
+                yield from _arrays(v)
+    elif isinstance(obj, float):
+        yield np.asarray([obj])
+
+
+def assert_finite(fig: go.Figure):
+    for arr in _arrays(fig.to_plotly_json()):
+        assert np.isfinite(arr).all(), "NaN/Inf in a figure array"
+
+
+def assert_float32_points(fig: go.Figure):
+    """Point and mesh coordinates travel as float32 numpy arrays (base64), never lists."""
+    for trace in fig.data:
+        keys = {"scatter": "xy", "scattergl": "xy", "scatter3d": "xyz", "mesh3d": "xyz"}
+        for key in keys.get(trace.type, ""):
+            value = getattr(trace, key)
+            assert isinstance(value, np.ndarray) and value.dtype == np.float32, (trace.name, key)
+
+
+def _weights_for(loss, w):
+    # sub-centre ArcFace: K = 2 sub-centres per class
+    return np.stack([w, w + 0.3], axis=1) if loss == "subcenter-arcface" else w
+
+
+@pytest.mark.parametrize("loss", REGION_LOSSES)
+def test_circle_figure_for_every_loss(loss):
+    x, y, w = _data(2)
+    fig = circle_figure(x, y, _weights_for(loss, w), loss=loss, s=20.0, **PARAMS[loss])
+    names = [t.name for t in fig.data]
+    assert len(fig.data) == 3 * C + 3
+    assert [f"class {k}" for k in range(C)] == [n for n in names if re.fullmatch(r"class \d", n)]
+    assert MISCLASSIFIED_NAME in names and BAND_NAME in names
+    band = fig.data[names.index(BAND_NAME)]
+    assert band.showlegend == (loss not in PLAIN_ARGMAX)
+    assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.uirevision
+    assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
+    assert_float32_points(fig)
+    assert_finite(fig)
+
+
+@pytest.mark.parametrize("loss", REGION_LOSSES)
+def test_sphere_figure_for_every_loss(loss):
+    x, y, w = _data(3)
+    weights = _weights_for(loss, w)
+    fig = sphere_figure(x, y, weights, loss=loss, s=20.0, **PARAMS[loss])
+    names = [t.name for t in fig.data]
+    band = 0 if loss in PLAIN_ARGMAX else 1
+    assert len(fig.data) == 2 * C + 2 + band
+    assert (BAND_NAME in names) == bool(band) and MISCLASSIFIED_NAME in names
+    mesh = fig.data[0]
+    assert mesh.type == "mesh3d" and mesh.intensitymode == "cell"
+    _, faces = icosphere(4)
+    assert len(mesh.intensity) == len(faces) == len(mesh.i)
+    # The painted faces are exactly region_labels at the face centres (+1: 0 is the band).
+    expected = sphere_face_labels(weights, loss=loss, s=20.0, **PARAMS[loss]) + 1
+    np.testing.assert_array_equal(mesh.intensity, expected.astype(np.float32))
+    assert fig.layout.scene.aspectmode == "cube" and fig.layout.scene.uirevision
+    assert fig.layout.uirevision
+    assert_float32_points(fig)
+    assert_finite(fig)
+
+
+def test_sphere_refines_mesh_for_thin_bands():
+    x, y, w = _data(3)
+    fig = sphere_figure(x, y, w, loss="arcface", s=30.0, m2=0.05)
+    assert len(fig.data[0].intensity) == 20 * 4**5
+
+
+@pytest.mark.parametrize("loss", ["softmax", "normface", "arcface", "cosface", "sphereface"])
+def test_raw_feature_figure(loss):
+    x, y, w = _data(2)
+    bias = np.array([0.5, -0.5, 0.0, 1.0]) if loss == "softmax" else None
+    fig = raw_feature_figure(x, y, w, loss=loss, s=20.0, bias=bias, **PARAMS[loss])
+    assert fig.data[0].type == "heatmap"
+    assert len(fig.data) == 2 * C + 2 + (loss not in PLAIN_ARGMAX)
+    assert "bias" in fig.layout.title.subtitle.text or bias is None
+    assert_finite(fig)
+
+
+def test_scattergl_above_5000_points():
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(6000, 2)), rng.integers(0, C, 6000)
+    fig = circle_figure(x, y, _data(2)[2], loss="arcface", s=20.0, m2=0.2)
+    assert {t.type for t in fig.data if t.name.startswith("class ")} == {"scattergl"}
+    small = circle_figure(x[:100], y[:100], _data(2)[2], loss="arcface", s=20.0, m2=0.2)
+    assert {t.type for t in small.data if t.name.startswith("class ")} == {"scatter"}
+
+
+def _trace(fig, name):
+    (trace,) = [t for t in fig.data if t.name == name]
+    return trace
+
+
+def test_target_logit_figure_reproduces_arcface_fig4b():
+    rng = np.random.default_rng(0)
+    fig = target_logit_figure({"loss": "arcface", "m2": 0.5}, theta_y=rng.uniform(0, 2, 100))
+    current = _trace(fig, "ArcFace (m = 0.5 rad)")
+    at60 = current.y[np.flatnonzero(current.x == 60.0)[0]]
+    assert at60 == pytest.approx(0.0236, abs=5e-5)
+    # The paper's reference curves at 60° (LOSSES.md, ArcFace Fig. 4b).
+    paper = {
+        "Softmax": 0.5,
+        "SphereFace (m=4, λ=5)": 0.1667,
+        "SphereFace (m1=1.35)": 0.1564,
+        "ArcFace (m=0.5)": 0.0236,
+        "CosFace (m=0.35)": 0.15,
+        "CM1 (1, 0.3, 0.2)": 0.0217,
+        "CM2 (0.9, 0.4, 0.15)": 0.0763,
+    }
+    for label, value in paper.items():
+        trace = _trace(fig, f"paper: {label}")
+        assert trace.y[np.flatnonzero(trace.x == 60.0)[0]] == pytest.approx(value, abs=1e-4)
+    assert any(t.type == "bar" for t in fig.data)  # θ_y histogram on the second axis
+    assert_finite(fig)
+
+
+def test_binary_boundaries_follow_the_paper_table():
+    fig = binary_boundary_figure()
+    boundaries = [t for t in fig.data if t.name == "boundary of class 1"]
+    assert len(boundaries) == 5
+    x, y = (np.asarray(a, dtype=np.float64) for a in (boundaries[4].x, boundaries[4].y))
+    inner = (x >= 0.5) & (x <= 180 - math.degrees(0.5) - 1)  # θ1 = 0 sits on the cos clamp
+    # ArcFace: cos(θ1 + m) = cos θ2, a constant angular gap of m.
+    np.testing.assert_allclose(y[inner] - x[inner], math.degrees(0.5), atol=1e-3)
+    # CosFace: cos θ1 − m = cos θ2.
+    x, y = (np.asarray(a, dtype=np.float64) for a in (boundaries[3].x, boundaries[3].y))
+    ok = np.cos(np.radians(x)) - 0.35 > -1
+    np.testing.assert_allclose(
+        np.cos(np.radians(y[ok])), np.cos(np.radians(x[ok])) - 0.35, atol=1e-5
+    )
+    # NormFace: θ1 = θ2.
+    np.testing.assert_allclose(boundaries[1].y, boundaries[1].x, atol=1e-3)
+    assert_finite(fig)
+
+
+def test_binary_boundary_region_matches_margin_function():
+    spec = {"loss": "sphereface", "sphere_m": 4}
+    fig = binary_boundary_figure([spec])
+    (b,) = [t for t in fig.data if t.name == "boundary of class 1"]
+    t1 = np.radians(np.asarray(b.x, dtype=np.float64))
+    psi = target_logit(torch.as_tensor(np.cos(t1)), loss="sphereface", sphere_m=4).numpy()
+    visible = psi > -1
+    np.testing.assert_allclose(
+        np.cos(np.radians(np.asarray(b.y, dtype=np.float64)[visible])), psi[visible], atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("s", [0.1, 30.0, 256.0])
+def test_target_probability_figure_is_finite_and_monotone(s):
+    fig = target_probability_figure("arcface", s, m2=0.5)
+    margin, plain = fig.data
+    assert_finite(fig)
+    assert np.all(np.diff(margin.y) <= 1e-6) and np.all(margin.y <= plain.y + 1e-6)
+    assert "9 class weights" in fig.layout.title.subtitle.text
+
+
+def test_theta_histogram_figure_marks_requested_and_measured_margin():
+    x, y, w = _data(2)
+    fig = theta_histogram_figure(x, y, w, loss="arcface", m2=0.3)
+    assert [t.type for t in fig.data] == ["bar", "bar"]
+    assert "Measured margin" in fig.layout.title.subtitle.text
+    assert "requested margin m = 17.2°" in fig.layout.title.subtitle.text
+    assert any(s.type == "rect" for s in fig.layout.shapes)
+    assert_finite(fig)
+
+
+EXTREMES = [
+    {"loss": "arcface", "s": 0.1, "m2": math.pi},
+    {"loss": "arcface", "s": 256.0, "m2": math.pi},
+    {"loss": "cosface", "s": 256.0, "m3": 2.0},
+    {"loss": "combined", "s": 0.1, "m1": 3.0, "m2": math.pi, "m3": 1.0},
+    {"loss": "sphereface", "s": 256.0, "sphere_m": 8, "lam": 0.0},
+]
+
+
+@pytest.mark.parametrize("params", EXTREMES)
+def test_no_nan_at_extreme_parameters_and_zero_features(params):
+    params = dict(params)
+    loss, s = params.pop("loss"), params.pop("s")
+    for dim, build in ((2, circle_figure), (2, raw_feature_figure), (3, sphere_figure)):
+        _, y, w = _data(dim)
+        extra = {"subdivisions": 3} if build is sphere_figure else {}
+        for x in (np.zeros((len(y), dim)), _data(dim)[0] * 1e6):
+            assert_finite(build(x, y, w, loss=loss, s=s, **extra, **params))
+        assert_finite(theta_histogram_figure(np.zeros((len(y), dim)), y, w, loss=loss, **params))
+    assert_finite(target_probability_figure(loss, s, **params))
+    assert_finite(target_logit_figure({"loss": loss, **params}, theta_y=np.zeros(5)))
+    assert_finite(binary_boundary_figure([{"loss": loss, **params}]))
+
+
+def test_projection_and_pair_angles_for_high_dimensions():
+    x, y, w = _data(8, n=200)
+    fig = projection_figure(x, y, w, loss="arcface", m2=0.3)
+    assert "projection" in fig.layout.title.text.lower()
+    assert len(fig.data) == 2 * C + 2 and fig.data[0].type == "mesh3d"
+    assert_finite(fig)
+    assert_finite(projection_figure(np.zeros((10, 8)), np.zeros(10, dtype=int), w, loss="normface"))
+    pairs = pair_angle_figure(x, y, max_pairs=500)
+    assert len(pairs.data) == 2 and "random sample" in pairs.layout.title.subtitle.text
+    assert_finite(pairs)
+
+
+def test_training_curves_from_rows_columns_and_several_runs():
+    steps = np.arange(0, 50, 10)
+    cols = {
+        "step": steps,
+        "loss": [2.0, 1.0, np.nan, np.nan, np.nan],
+        "train_acc": [0.1, 0.5, 0.6, 0.7, 0.8],
+        "test_acc": [0.1, 0.4, 0.5, 0.6, 0.7],
+        "w_ec": [1.0, 0.8, 0.6, 0.4, 0.2],
+        "w_inter": [1.1] * 5,
+        "intra": [0.5] * 5,
+        "inter": [1.0] * 5,
+    }
+    fig = training_curves_figure(cols)
+    assert len(fig.data) == 1 + 2 + 4
+    assert "NaN" in fig.layout.title.subtitle.text and "step 20" in fig.layout.title.subtitle.text
+    assert_finite(fig)
+    rows = [{k: v[i] for k, v in cols.items()} for i in range(5)]
+    assert len(training_curves_figure(rows).data) == 7
+    both = training_curves_figure({"ArcFace": cols, "CosFace": rows})
+    assert len(both.data) == 14 and any(t.name.startswith("CosFace: ") for t in both.data)
+
+
+def test_phase_map_progress_cache_and_resume(tmp_path):
+    calls, progress = [], []
+
+    def train_fn(s, m):
+        calls.append((s, m))
+        if s > 30 and m > 0.4:
+            return {"accuracy": float("nan"), "nan_seen": True}
+        return {"accuracy": 0.05 if m > 0.4 else 0.9, "nan_seen": False}
+
+    cache = tmp_path / "phase.json"
+    s_values, m_values = [8.0, 64.0], [0.1, 0.5]
+    result = compute_phase_map(
+        train_fn, s_values, m_values, cache_path=cache, progress=lambda *a: progress.append(a)
+    )
+    assert result["outcome"] == [["ok", "ok"], ["collapsed", "nan"]]
+    assert [p[:2] for p in progress] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+    assert json.loads(cache.read_text())["accuracy"][1][1] is None
+    compute_phase_map(train_fn, s_values, m_values, cache_path=cache)
+    assert len(calls) == 4  # reloaded from the cache, nothing retrained
+    compute_phase_map(train_fn, s_values, [0.1, 0.3], cache_path=cache)
+    assert len(calls) == 8  # another grid: recomputed
+
+    def failing(s, m):
+        if len(calls) >= 10:
+            raise RuntimeError("interrupted")
+        return train_fn(s, m)
+
+    cache2 = tmp_path / "resume.json"
+    with pytest.raises(RuntimeError):
+        compute_phase_map(failing, s_values, m_values, cache_path=cache2)
+    done_before = len(calls)
+    compute_phase_map(train_fn, s_values, m_values, cache_path=cache2)
+    assert len(calls) - done_before == 2  # resumed: only the two missing cells
+
+    fig = phase_map_figure(result)
+    assert fig.data[0].type == "heatmap" and "NaN" in str(fig.data[0].text)
+    assert_finite(fig)
+    partial = compute_phase_map(lambda s, m: {"accuracy": 0.5}, [1.0], [0.1])
+    assert_finite(phase_map_figure(partial))
+
+
+def test_small_multiples_share_colours_axes_and_one_legend():
+    x, y, w = _data(2)
+    runs = [
+        {"features": x, "labels": y, "weights": w, "loss": loss, "s": 20.0, **PARAMS[loss]}
+        for loss in ("softmax", "normface", "sphereface", "cosface", "arcface", "center")
+    ]
+    fig = compare_views("circle", runs, cols=3)
+    assert len(fig.data) == 6 * (3 * C + 3)
+    shown = [t.name for t in fig.data if t.showlegend is not False]
+    assert shown.count("class 0") == 1
+    colours = {t.marker.color for t in fig.data if t.name == "class 2"}
+    assert len(colours) == 1  # same class, same colour in every panel
+    assert fig.layout.yaxis2.scaleanchor == "x2"
+    assert [a.text for a in fig.layout.annotations][:2] == ["Softmax", "NormFace (s = 20)"]
+
+    x3, y3, w3 = _data(3)
+    spheres = [sphere_figure(x3, y3, w3, loss="arcface", s=20.0, m2=m) for m in (0.1, 0.3)]
+    grid = small_multiples(spheres, ["m = 0.1", "m = 0.3"], cols=2)
+    assert grid.layout.scene.aspectmode == "cube" and grid.layout.scene2.aspectmode == "cube"
+    assert {t.scene for t in grid.data} == {"scene", "scene2"}
+    assert_finite(grid)
+
+
+def test_figure_to_html_is_self_contained(tmp_path):
+    x, y, w = _data(2)
+    path = figure_to_html(
+        circle_figure(x, y, w, loss="arcface", s=20.0, m2=0.2), tmp_path / "c.html"
+    )
+    html = path.read_text(encoding="utf-8")
+    assert len(html) > 3_000_000 and "Plotly.newPlot" in html  # the bundle is embedded
+    assert not re.search(r"<script[^>]+src=[\"']https?:", html)
+
+
+@pytest.mark.parametrize("dim", [2, 3, 6])
+def test_replay_has_frames_slider_and_play_button(dim, tmp_path):
+    x, y, w = _data(dim)
+    snaps = [
+        {"step": 10 * k, "features": x * (k + 1), "labels": y, "weights": w, "loss": "arcface",
+         "s": 20.0, "m2": 0.1 * k}
+        for k in range(4)
+    ]  # fmt: skip
+    fig = replay_figure(snaps)
+    assert len(fig.frames) == 4 and [f.name for f in fig.frames] == ["0", "10", "20", "30"]
+    assert len(fig.layout.sliders[0].steps) == 4
+    assert fig.layout.updatemenus[0].buttons[0].method == "animate"
+    assert all(len(f.data) == len(fig.data) for f in fig.frames)
+    assert_finite(fig)
+    if dim == 3:  # the mesh is sent once; frames carry only its face colours
+        assert fig.frames[1].data[0].x is None and fig.frames[1].data[0].intensity is not None
+    html = replay_html(snaps, tmp_path / "replay.html", max_frames=3)
+    assert "addFrames" in html and not re.search(r"<script[^>]+src=[\"']https?:", html)
+    assert (tmp_path / "replay.html").exists()
