@@ -148,11 +148,8 @@ class MarginHead(nn.Module):
         """(B, C) logits for F.cross_entropy, with the margin on each sample's target class."""
         labels = labels.long()
         logits, plain, margin = self._parts(features, labels)
-        # Add (margin logit − plain logit) at the targets. `plain` is the same function of the
-        # inputs as the target entry of `logits`, so the chain rule leaves exactly ψ's gradient
-        # there; unlike a scatter, the in-place accumulate copies neither the (B, C) matrix nor
-        # its gradient, and the margin math runs on the (B,) target column only.
-        return _add_at_targets(logits, labels, margin - plain)
+        # The margin math runs on the (B,) target column only, never on the whole matrix.
+        return _with_margin_at_targets(logits, labels, plain, margin)
 
     def compute_loss(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Mean cross-entropy of `forward`, plus center_lambda · ½ · mean ‖x_i − c_{y_i}‖²."""
@@ -465,14 +462,21 @@ def _unit_rows(x: torch.Tensor) -> torch.Tensor:
     return x * inverse
 
 
-def _add_at_targets(
-    logits: torch.Tensor, labels: torch.Tensor, delta: torch.Tensor
+def _with_margin_at_targets(
+    logits: torch.Tensor, labels: torch.Tensor, plain: torch.Tensor, margin: torch.Tensor
 ) -> torch.Tensor:
-    """logits[i, labels[i]] += delta[i], in place, in float32 or better (autocast gives fp16)."""
-    dtype = torch.promote_types(torch.promote_types(logits.dtype, delta.dtype), torch.float32)
-    logits = logits.to(dtype)  # a copy only when the dtype changes
+    """`logits` (B, C) with entry (i, labels[i]) turned from plain[i] into margin[i].
+
+    Adds margin − plain in place: `plain` is the same function of the inputs as that entry, so
+    the chain rule leaves exactly ψ's gradient there, and unlike a scatter nothing copies the
+    (B, C) matrix or its gradient. A half-precision matrix (autocast) is copied to float32
+    anyway; that copy takes the float32 margin logit itself, free of the matrix's rounding.
+    """
+    dtype = torch.promote_types(torch.promote_types(logits.dtype, margin.dtype), torch.float32)
     rows = torch.arange(labels.shape[0], device=labels.device)
-    return logits.index_put_((rows, labels), delta.to(dtype), accumulate=True)
+    if logits.dtype == dtype:
+        return logits.index_put_((rows, labels), (margin - plain).to(dtype), accumulate=True)
+    return logits.to(dtype).index_put_((rows, labels), margin.to(dtype))
 
 
 # ----- validation ----------------------------------------------------------------------------
