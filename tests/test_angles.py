@@ -6,8 +6,10 @@ import math
 
 import numpy as np
 import pytest
+
 from marginlab.angles import (
     angles_to_weights,
+    dot_rows,
     measured_margin,
     nearest_other_angles,
     normalize_rows,
@@ -99,3 +101,10 @@ def test_theta_histogram_counts_and_edges(bins):
     np.testing.assert_allclose([edges[0], edges[-1]], [0.0, math.pi])
     assert counts.sum() == 5  # NaN dropped, 4.0 clipped to π
     assert counts[0] == 2 and counts[-1] == 2
+
+
+def test_dot_rows_small_and_large_dimensions_agree_with_matmul():
+    rng = np.random.default_rng(0)
+    for dim in (2, 3, 8, 9, 64):
+        a, b = rng.normal(size=(7, dim)), rng.normal(size=(5, dim))
+        np.testing.assert_allclose(dot_rows(a, b), a @ b.T, atol=1e-12)

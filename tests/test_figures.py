@@ -89,6 +89,11 @@ def assert_finite(fig: go.Figure):
         assert np.isfinite(arr).all(), "NaN/Inf in a figure array"
 
 
+def assert_valid(fig: go.Figure):
+    """The fast builders skip plotly.py's validation at run time; validate here instead."""
+    go.Figure(fig.to_dict())  # raises ValueError on an unknown property or a bad value
+
+
 def assert_float32_points(fig: go.Figure):
     """Point and mesh coordinates travel as float32 numpy arrays (base64), never lists."""
     for trace in fig.data:
@@ -116,6 +121,7 @@ def test_circle_figure_for_every_loss(loss):
     assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.uirevision
     assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     assert_float32_points(fig)
+    assert_valid(fig)
     assert_finite(fig)
 
 
@@ -138,6 +144,7 @@ def test_sphere_figure_for_every_loss(loss):
     assert fig.layout.scene.aspectmode == "cube" and fig.layout.scene.uirevision
     assert fig.layout.uirevision
     assert_float32_points(fig)
+    assert_valid(fig)
     assert_finite(fig)
 
 
@@ -155,6 +162,7 @@ def test_raw_feature_figure(loss):
     assert fig.data[0].type == "heatmap"
     assert len(fig.data) == 2 * C + 2 + (loss not in PLAIN_ARGMAX)
     assert "bias" in fig.layout.title.subtitle.text or bias is None
+    assert_valid(fig)
     assert_finite(fig)
 
 
@@ -191,7 +199,9 @@ def test_target_logit_figure_reproduces_arcface_fig4b():
     for label, value in paper.items():
         trace = _trace(fig, f"paper: {label}")
         assert trace.y[np.flatnonzero(trace.x == 60.0)[0]] == pytest.approx(value, abs=1e-4)
-    assert any(t.type == "bar" for t in fig.data)  # θ_y histogram on the second axis
+    assert any(t.type == "bar" for t in fig.data)  # θ_y histogram, on its own axis
+    assert current.yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
+    assert_valid(fig)
     assert_finite(fig)
 
 
@@ -274,6 +284,7 @@ def test_projection_and_pair_angles_for_high_dimensions():
     fig = projection_figure(x, y, w, loss="arcface", m2=0.3)
     assert "projection" in fig.layout.title.text.lower()
     assert len(fig.data) == 2 * C + 2 and fig.data[0].type == "mesh3d"
+    assert_valid(fig)
     assert_finite(fig)
     assert_finite(projection_figure(np.zeros((10, 8)), np.zeros(10, dtype=int), w, loss="normface"))
     pairs = pair_angle_figure(x, y, max_pairs=500)

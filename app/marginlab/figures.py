@@ -2,7 +2,8 @@
 
 One import point for the app; the builders live in small modules by job:
 - figures_style: the shared class palette, band grey, names and layout helpers;
-- figures_views: circle (2-D), raw feature plane, sphere (3-D), PCA projection (d > 3);
+- figures_views: the unit circle (2-D) and the raw feature plane;
+- figures_sphere: the sphere (3-D) and the PCA projection (d > 3);
 - figures_curves: target logit vs θ (ArcFace paper Fig. 4), binary decision margins (Fig. 5),
   target-class probability, angle and pair-angle histograms;
 - figures_training: training curves with the Table-3 angles, the (s, m) phase map;
@@ -26,6 +27,7 @@ from marginlab.figures_export import (
     replay_html,
     small_multiples,
 )
+from marginlab.figures_sphere import projection_figure, sphere_figure
 from marginlab.figures_style import BAND_GREY, PALETTE, class_colors, margin_label
 from marginlab.figures_training import (
     compute_phase_map,
@@ -33,12 +35,7 @@ from marginlab.figures_training import (
     phase_map_figure,
     training_curves_figure,
 )
-from marginlab.figures_views import (
-    circle_figure,
-    projection_figure,
-    raw_feature_figure,
-    sphere_figure,
-)
+from marginlab.figures_views import circle_figure, raw_feature_figure
 
 __all__ = [
     "BAND_GREY",

@@ -20,9 +20,11 @@ from marginlab.figures_style import (
     base_layout,
     class_colors,
     f32,
+    fast_figure,
     margin_label,
     margin_of,
     rgba,
+    trace,
 )
 from marginlab.geometry import pair_angle_histograms
 from marginlab.margins import target_logit_np
@@ -74,56 +76,78 @@ def target_logit_figure(
     and dotted for reference. `theta_y` (radians) adds the histogram on a second y axis.
     """
     specs = [current] if isinstance(current, Mapping) else list(current)
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
     cos = np.cos(np.radians(THETA_DEG))
+    traces: list = []
     if theta_y is not None:
         counts, edges = theta_histogram(theta_y, bins=36)
-        fig.add_trace(
-            go.Bar(
-                x=f32(np.degrees(edges[:-1] + edges[1:]) / 2), y=f32(counts), width=5.0,
-                marker={"color": rgba(BAND_GREY, 0.45)}, name="θ_y of the probe set (count)",
+        traces.append(
+            trace(
+                "bar",
+                x=f32(np.degrees(edges[:-1] + edges[1:]) / 2),
+                y=f32(counts),
+                width=5.0,
+                marker={"color": rgba(BAND_GREY, 0.45)},
+                name="θ_y of the probe set (count)",
                 hovertemplate="θ_y ≈ %{x:.0f}°: %{y} samples<extra></extra>",
-            ),
-            secondary_y=True,
-        )  # fmt: skip
+            )
+        )
     if show_paper_curves:
         for k, spec in enumerate(PAPER_CURVES):
-            fig.add_trace(
-                go.Scatter(
-                    x=f32(THETA_DEG), y=f32(_psi(spec, cos)), mode="lines",
-                    name=f"paper: {spec['label']}", legendgroup="paper",
+            traces.append(
+                trace(
+                    "scatter",
+                    x=f32(THETA_DEG),
+                    y=f32(_psi(spec, cos)),
+                    mode="lines",
+                    name=f"paper: {spec['label']}",
+                    legendgroup="paper",
                     legendgrouptitle={"text": "ArcFace paper, Fig. 4b"},
-                    line={"color": PALETTE[k], "width": 1.2, "dash": "dot"}, opacity=0.7,
-                ),
-                secondary_y=False,
-            )  # fmt: skip
+                    line={"color": PALETTE[k], "width": 1.2, "dash": "dot"},
+                    opacity=0.7,
+                    yaxis="y2",
+                )
+            )
     for k, spec in enumerate(specs):
         label = spec.get("label") or margin_label(spec["loss"], **margin_of(spec))
-        fig.add_trace(
-            go.Scatter(
-                x=f32(THETA_DEG), y=f32(_psi(spec, cos)), mode="lines", name=label,
-                legendgroup="current", legendgrouptitle={"text": "Current settings"},
+        traces.append(
+            trace(
+                "scatter",
+                x=f32(THETA_DEG),
+                y=f32(_psi(spec, cos)),
+                mode="lines",
+                name=label,
+                legendgroup="current",
+                legendgrouptitle={"text": "Current settings"},
                 line={"color": "#111111" if k == 0 else PALETTE[k % len(PALETTE)], "width": 3},
                 hovertemplate="θ = %{x}°: ψ = %{y:.4f}<extra>" + label + "</extra>",
-            ),
-            secondary_y=False,
-        )  # fmt: skip
-    fig.update_layout(
-        base_layout(
-            title or "Target logit vs angle θ (ArcFace paper, Fig. 4)",
-            "ψ(θ) before scaling by s: the logit the true class gets when the feature sits at θ "
-            "from its weight. Bars: where the probe samples are now.",
-            legend={"groupclick": "toggleitem"},
+                yaxis="y2",
+            )
         )
+    layout = base_layout(
+        title or "Target logit vs angle θ (ArcFace paper, Fig. 4)",
+        "ψ(θ) before scaling by s: the logit the true class gets when the feature sits at θ "
+        "from its weight. Bars: where the probe samples are now.",
+        legend={"groupclick": "toggleitem", "x": 1.08},
+        xaxis={
+            "title": {"text": "θ between feature and its class weight (degrees)"},
+            "range": [0, 180],
+            "tickvals": list(range(0, 181, 30)),
+        },
+        # The curves live on the overlaying axis y2 so that they are drawn above the bars.
+        yaxis={
+            "title": {"text": "probe samples"},
+            "side": "right",
+            "showgrid": False,
+            "rangemode": "tozero",
+        },
+        yaxis2={
+            "title": {"text": "target logit ψ(θ) (unscaled)"},
+            "overlaying": "y",
+            "side": "left",
+            "tickmode": "auto",
+        },
     )
-    fig.update_xaxes(title_text="θ between feature and its class weight (degrees)", range=[0, 180])
-    fig.update_xaxes(tickvals=list(range(0, 181, 30)))
-    fig.update_yaxes(title_text="target logit ψ(θ) (unscaled)", secondary_y=False)
-    fig.update_yaxes(
-        title_text="probe samples", secondary_y=True, showgrid=False, tickmode="auto",
-        rangemode="tozero",
-    )  # fmt: skip
-    return fig
+    return fast_figure(traces, layout)
 
 
 def _boundary(spec: Mapping, theta_deg: np.ndarray) -> np.ndarray:
@@ -161,35 +185,56 @@ def binary_boundary_figure(
         square = f32([0, 180, 180, 0, 0])
         fig.add_trace(
             go.Scatter(
-                x=square, y=f32([0, 0, 180, 180, 0]), fill="toself", mode="none",
-                fillcolor=rgba(BAND_GREY, 0.6), name="margin: neither class wins",
-                legendgroup="band", showlegend=first, hoverinfo="skip",
+                x=square,
+                y=f32([0, 0, 180, 180, 0]),
+                fill="toself",
+                mode="none",
+                fillcolor=rgba(BAND_GREY, 0.6),
+                name="margin: neither class wins",
+                legendgroup="band",
+                showlegend=first,
+                hoverinfo="skip",
             ),
-            row=1, col=col,
-        )  # fmt: skip
+            row=1,
+            col=col,
+        )
         for region, xs, ys, color in (
             ("class 1 wins (with margin)", np.r_[t, 180, 0], np.r_[b, 180, 180], c1),
             ("class 2 wins (with margin)", np.r_[b, 180, 180], np.r_[t, 180, 0], c2),
         ):
             fig.add_trace(
                 go.Scatter(
-                    x=f32(xs), y=f32(ys), fill="toself", mode="none", fillcolor=rgba(color, 0.55),
-                    name=region, legendgroup=region, showlegend=first, hoverinfo="skip",
+                    x=f32(xs),
+                    y=f32(ys),
+                    fill="toself",
+                    mode="none",
+                    fillcolor=rgba(color, 0.55),
+                    name=region,
+                    legendgroup=region,
+                    showlegend=first,
+                    hoverinfo="skip",
                 ),
-                row=1, col=col,
-            )  # fmt: skip
+                row=1,
+                col=col,
+            )
         for name, xs, ys, color in (
             ("boundary of class 1", t, b, c1),
             ("boundary of class 2", b, t, c2),
         ):
             fig.add_trace(
                 go.Scatter(
-                    x=f32(xs), y=f32(ys), mode="lines", name=name, legendgroup=name,
-                    showlegend=first, line={"color": color, "width": 2, "dash": "dash"},
+                    x=f32(xs),
+                    y=f32(ys),
+                    mode="lines",
+                    name=name,
+                    legendgroup=name,
+                    showlegend=first,
+                    line={"color": color, "width": 2, "dash": "dash"},
                     hovertemplate="θ1 = %{x:.1f}°, θ2 = %{y:.1f}°<extra>" + name + "</extra>",
                 ),
-                row=1, col=col,
-            )  # fmt: skip
+                row=1,
+                col=col,
+            )
         ticks = {"range": [0, 180], "tickvals": [0, 90, 180]}
         fig.update_xaxes(title_text="θ1 (°)", row=1, col=col, **ticks)
         # Square panels: the paper's pictures are symmetric in θ1 and θ2.
@@ -233,20 +278,26 @@ def target_probability_figure(
     )
     traces = [
         go.Scatter(
-            x=f32(THETA_DEG), y=f32(np.exp(-np.logaddexp(0.0, others - scale * psi))),
-            mode="lines", name=name, line={"color": color, "width": 3, "dash": dash},
+            x=f32(THETA_DEG),
+            y=f32(np.exp(-np.logaddexp(0.0, others - scale * psi))),
+            mode="lines",
+            name=name,
+            line={"color": color, "width": 3, "dash": dash},
             hovertemplate="θ = %{x}°: p = %{y:.3f}<extra>" + name + "</extra>",
         )
         for name, psi, color, dash in curves
-    ]  # fmt: skip
+    ]
     layout = base_layout(
         title or f"Probability of the true class vs θ — {margin_label(loss, s, **margin)}",
         f"Assumption: the other C−1 = {n_classes - 1} class weights all lie "
         f"{math.degrees(other_angle):.0f}° from the feature.",
-        xaxis={"title": {"text": "θ between feature and its class weight (degrees)"},
-               "range": [0, 180], "tickvals": list(range(0, 181, 30))},
+        xaxis={
+            "title": {"text": "θ between feature and its class weight (degrees)"},
+            "range": [0, 180],
+            "tickvals": list(range(0, 181, 30)),
+        },
         yaxis={"title": {"text": "softmax probability of the true class"}, "range": [0, 1.02]},
-    )  # fmt: skip
+    )
     return go.Figure(traces, layout)
 
 
@@ -279,11 +330,15 @@ def theta_histogram_figure(
         counts, edges = theta_histogram(angles, bins)
         traces.append(
             go.Bar(
-                x=f32(np.degrees(edges[:-1] + edges[1:]) / 2), y=f32(counts),
-                width=float(np.degrees(edges[1] - edges[0])), name=name, opacity=0.6,
-                marker={"color": color}, hovertemplate="%{x:.0f}°: %{y}<extra></extra>",
+                x=f32(np.degrees(edges[:-1] + edges[1:]) / 2),
+                y=f32(counts),
+                width=float(np.degrees(edges[1] - edges[0])),
+                name=name,
+                opacity=0.6,
+                marker={"color": color},
+                hovertemplate="%{x:.0f}°: %{y}<extra></extra>",
             )
-        )  # fmt: skip
+        )
     present = np.unique(labels)
     per_class = measured_margin(features, labels, weights)[present] if len(present) else [0.0]
     worst = math.degrees(float(np.min(per_class)))
@@ -297,25 +352,44 @@ def theta_histogram_figure(
             req = math.degrees(requested_margin)
             subtitle += f"; requested margin m = {req:.1f}°"
             shapes.append(
-                {"type": "rect", "xref": "x", "yref": "paper", "x0": edge, "x1": edge + req,
-                 "y0": 0, "y1": 1, "fillcolor": rgba(BAND_GREY, 0.35), "line": {"width": 0}}
-            )  # fmt: skip
+                {
+                    "type": "rect",
+                    "xref": "x",
+                    "yref": "paper",
+                    "x0": edge,
+                    "x1": edge + req,
+                    "y0": 0,
+                    "y1": 1,
+                    "fillcolor": rgba(BAND_GREY, 0.35),
+                    "line": {"width": 0},
+                }
+            )
             annotations.append(
-                {"x": edge + req / 2, "y": 1.0, "xref": "x", "yref": "paper",
-                 "text": "requested m", "showarrow": False, "yanchor": "bottom"}
-            )  # fmt: skip
+                {
+                    "x": edge + req / 2,
+                    "y": 1.0,
+                    "xref": "x",
+                    "yref": "paper",
+                    "text": "requested m",
+                    "showarrow": False,
+                    "yanchor": "bottom",
+                }
+            )
     subtitle += ". Lines: largest intra-class angle, smallest inter-class angle."
     layout = base_layout(
         title or "Angles to own vs nearest other class weight",
         subtitle,
         barmode="overlay",
-        xaxis={"title": {"text": "angle (degrees)"}, "range": [0, 180],
-               "tickvals": list(range(0, 181, 30))},
+        xaxis={
+            "title": {"text": "angle (degrees)"},
+            "range": [0, 180],
+            "tickvals": list(range(0, 181, 30)),
+        },
         yaxis={"title": {"text": "number of samples"}},
         shapes=shapes,
         annotations=annotations,
         legend={"orientation": "h", "y": -0.2},
-    )  # fmt: skip
+    )
     return go.Figure(traces, layout)
 
 
@@ -355,19 +429,26 @@ def pair_angle_figure(
         fraction = counts / counts.sum() if counts.sum() > 0 else counts
         traces.append(
             go.Bar(
-                x=centres, y=f32(fraction), width=float(np.degrees(edges[1] - edges[0])),
-                name=name, opacity=0.6, marker={"color": color},
+                x=centres,
+                y=f32(fraction),
+                width=float(np.degrees(edges[1] - edges[0])),
+                name=name,
+                opacity=0.6,
+                marker={"color": color},
                 hovertemplate="%{x:.0f}°: %{y:.1%}<extra></extra>",
             )
-        )  # fmt: skip
+        )
     note = "random sample of pairs" if hist["sampled"] else "all pairs"
     layout = base_layout(
         title or "Angles between pairs of features",
         f"Same-class pairs should be at small angles, different-class pairs near 90° ({note}).",
         barmode="overlay",
-        xaxis={"title": {"text": "angle between the two features (degrees)"}, "range": [0, 180],
-               "tickvals": list(range(0, 181, 30))},
+        xaxis={
+            "title": {"text": "angle between the two features (degrees)"},
+            "range": [0, 180],
+            "tickvals": list(range(0, 181, 30)),
+        },
         yaxis={"title": {"text": "fraction of pairs"}, "tickformat": ".0%"},
         legend={"orientation": "h", "y": -0.2},
-    )  # fmt: skip
+    )
     return go.Figure(traces, layout)

@@ -13,14 +13,9 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from marginlab.figures_curves import theta_histogram_figure
+from marginlab.figures_sphere import band_width_hint, projection_figure, sphere_figure
 from marginlab.figures_style import UIREVISION, base_layout, margin_label, margin_of
-from marginlab.figures_views import (
-    band_width_hint,
-    circle_figure,
-    projection_figure,
-    raw_feature_figure,
-    sphere_figure,
-)
+from marginlab.figures_views import circle_figure, raw_feature_figure
 from marginlab.geometry import pca_to_3d, subdivisions_for_band
 
 _THREE_D = {"mesh3d", "scatter3d", "cone", "surface", "isosurface", "volume", "streamtube"}
@@ -159,7 +154,7 @@ def replay_html(
 ) -> str:
     """`replay_figure` as a self-contained, offline HTML page; written to `path` if given."""
     fig = replay_figure(snapshots, **options)
-    html = fig.to_html(include_plotlyjs=True, full_html=True, config=HTML_CONFIG)
+    html = fig.to_html(include_plotlyjs=True, full_html=True, config=HTML_CONFIG, auto_play=False)
     if path is not None:
         Path(path).write_text(html, encoding="utf-8")
     return html
@@ -216,19 +211,25 @@ def replay_figure(
             )
         )
     base.frames = frames
-    play = {"frame": {"duration": frame_ms, "redraw": True}, "fromcurrent": True,
-            "transition": {"duration": 0}}  # fmt: skip
+    play = {
+        "frame": {"duration": frame_ms, "redraw": True},
+        "fromcurrent": True,
+        "transition": {"duration": 0},
+    }
     pause = {"frame": {"duration": 0, "redraw": False}, "mode": "immediate"}
     base.update_layout(
         title={"text": f"{title} — step {snaps[0]['step']}"},
         uirevision=UIREVISION,
+        margin={"b": 130},  # room for the play button and the slider
         updatemenus=[
             {
                 "type": "buttons",
                 "direction": "left",
                 "x": 0.0,
-                "y": -0.08,
+                "y": 0.0,
                 "xanchor": "left",
+                "yanchor": "top",
+                "pad": {"t": 60, "r": 10},
                 "showactive": False,
                 "buttons": [
                     {"label": "▶ Play", "method": "animate", "args": [None, play]},
@@ -239,9 +240,11 @@ def replay_figure(
         sliders=[
             {
                 "active": 0,
-                "x": 0.15,
-                "len": 0.85,
-                "y": -0.05,
+                "x": 0.22,
+                "len": 0.78,
+                "y": 0.0,
+                "yanchor": "top",
+                "pad": {"t": 50},
                 "currentvalue": {"prefix": "step "},
                 "steps": [
                     {
@@ -255,7 +258,7 @@ def replay_figure(
                                 "transition": {"duration": 0},
                             },
                         ],
-                    }  # fmt: skip
+                    }
                     for snap in snaps
                 ],
             }

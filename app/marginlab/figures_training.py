@@ -83,35 +83,59 @@ def training_curves_figure(
                 notes.append(f"{prefix}loss became NaN/Inf at step {steps[np.argmax(bad)]:g}")
             x, y = _finite_xy(steps, cols["loss"])
             fig.add_trace(
-                go.Scatter(x=x, y=y, mode="lines", name=f"{prefix}loss",
-                           line={"color": color}, legendgroup=name),
-                row=1, col=1,
-            )  # fmt: skip
+                go.Scatter(
+                    x=x,
+                    y=y,
+                    mode="lines",
+                    name=f"{prefix}loss",
+                    line={"color": color},
+                    legendgroup=name,
+                ),
+                row=1,
+                col=1,
+            )
         for key, label, dash in (("train_acc", "train", "solid"), ("test_acc", "test", "dash")):
             if key in cols:
                 x, y = _finite_xy(steps, cols[key])
                 fig.add_trace(
-                    go.Scatter(x=x, y=y, mode="lines", name=f"{prefix}{label} accuracy",
-                               line={"color": color, "dash": dash}, legendgroup=name),
-                    row=1, col=2,
-                )  # fmt: skip
+                    go.Scatter(
+                        x=x,
+                        y=y,
+                        mode="lines",
+                        name=f"{prefix}{label} accuracy",
+                        line={"color": color, "dash": dash},
+                        legendgroup=name,
+                    ),
+                    row=1,
+                    col=2,
+                )
         for k, (key, (label, dash)) in enumerate(STAT_STYLE.items()):
             if key in cols:
                 x, y = _finite_xy(steps, np.degrees(cols[key]))
                 fig.add_trace(
-                    go.Scatter(x=x, y=y, mode="lines", name=f"{prefix}{label}",
-                               line={"color": color if not single else PALETTE[4 + k],
-                                     "dash": dash}, legendgroup=name),
-                    row=1, col=3,
-                )  # fmt: skip
+                    go.Scatter(
+                        x=x,
+                        y=y,
+                        mode="lines",
+                        name=f"{prefix}{label}",
+                        line={"color": color if not single else PALETTE[4 + k], "dash": dash},
+                        legendgroup=name,
+                    ),
+                    row=1,
+                    col=3,
+                )
     fig.update_xaxes(title_text="training step")
     fig.update_yaxes(title_text="loss", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
     fig.update_yaxes(title_text="degrees", row=1, col=3)
-    subtitle = "; ".join(notes) if notes else (
-        "Angles: smaller Intra and W-EC = tighter classes; larger Inter and W-Inter = classes "
-        "further apart."
-    )  # fmt: skip
+    subtitle = (
+        "; ".join(notes)
+        if notes
+        else (
+            "Angles: smaller Intra and W-EC = tighter classes; larger Inter and W-Inter = classes "
+            "further apart."
+        )
+    )
     fig.update_layout(
         base_layout(title or "Training curves", subtitle, legend={"orientation": "h", "y": -0.22})
     )
@@ -212,12 +236,18 @@ def compute_phase_map(
 # Stepped colour bar: [−3, −2) not run, [−2, −1) NaN, [−1, 0) collapsed, [0, 1] accuracy.
 _CODES = {"not run": -2.5, "nan": -1.5, "collapsed": -0.5}
 _PHASE_SCALE = [
-    [0.0, "#f4f4f4"], [0.25, "#f4f4f4"],
-    [0.25, "#d62728"], [0.5, "#d62728"],
-    [0.5, "#4d4d4d"], [0.75, "#4d4d4d"],
-    [0.75, "#440154"], [0.8125, "#3b528b"], [0.875, "#21918c"], [0.9375, "#5ec962"],
+    [0.0, "#f4f4f4"],
+    [0.25, "#f4f4f4"],
+    [0.25, "#d62728"],
+    [0.5, "#d62728"],
+    [0.5, "#4d4d4d"],
+    [0.75, "#4d4d4d"],
+    [0.75, "#440154"],
+    [0.8125, "#3b528b"],
+    [0.875, "#21918c"],
+    [0.9375, "#5ec962"],
     [1.0, "#fde725"],
-]  # fmt: skip
+]
 
 
 def phase_map_figure(result: Mapping, *, title: str | None = None) -> go.Figure:
@@ -239,13 +269,23 @@ def phase_map_figure(result: Mapping, *, title: str | None = None) -> go.Figure:
                 row.append({"nan": "NaN", "collapsed": "collapsed"}.get(outcome, ""))
         text.append(row)
     trace = go.Heatmap(
-        x=[f"{v:g}" for v in s_values], y=[f"{v:g}" for v in m_values], z=f32(z),
-        zmin=-3.0, zmax=1.0, colorscale=_PHASE_SCALE, text=text, texttemplate="%{text}",
-        hovertemplate="s = %{x}, m = %{y}: %{text}<extra></extra>", xgap=2, ygap=2,
-        colorbar={"tickvals": [-2.5, -1.5, -0.5, 0.0, 0.5, 1.0],
-                  "ticktext": ["not run", "NaN", "collapsed", "0%", "50%", "100%"],
-                  "title": {"text": "outcome"}},
-    )  # fmt: skip
+        x=[f"{v:g}" for v in s_values],
+        y=[f"{v:g}" for v in m_values],
+        z=f32(z),
+        zmin=-3.0,
+        zmax=1.0,
+        colorscale=_PHASE_SCALE,
+        text=text,
+        texttemplate="%{text}",
+        hovertemplate="s = %{x}, m = %{y}: %{text}<extra></extra>",
+        xgap=2,
+        ygap=2,
+        colorbar={
+            "tickvals": [-2.5, -1.5, -0.5, 0.0, 0.5, 1.0],
+            "ticktext": ["not run", "NaN", "collapsed", "0%", "50%", "100%"],
+            "title": {"text": "outcome"},
+        },
+    )
     done = sum(o != "not run" for row in result["outcome"] for o in row)
     layout = base_layout(
         title or "Which (s, m) train? Phase map",

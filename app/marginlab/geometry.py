@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from marginlab.angles import normalize_rows, theta_histogram
+from marginlab.angles import dot_rows, normalize_rows, theta_histogram
 from marginlab.margins import LOSSES, target_logit_np
 
 # Losses whose regions are a plain argmax (no margin, no band). "center" is softmax + center
@@ -38,9 +38,9 @@ def class_cosines(directions: np.ndarray, weights: np.ndarray) -> np.ndarray:
     w = np.asarray(weights, dtype=np.float64)
     if w.ndim == 3:
         n_classes, k, d = w.shape
-        cos = u @ normalize_rows(w.reshape(n_classes * k, d)).T
+        cos = dot_rows(u, normalize_rows(w.reshape(n_classes * k, d)))
         return cos.reshape(len(u), n_classes, k).max(axis=2)
-    return u @ normalize_rows(w).T
+    return dot_rows(u, normalize_rows(w))
 
 
 def _margin_kwargs(loss: str, m1, m2, m3, sphere_m, lam, policy) -> dict:
@@ -91,7 +91,7 @@ def region_labels(
     directions = np.asarray(directions, dtype=np.float64)
     if loss in ("softmax", "center"):
         w = np.asarray(weights, dtype=np.float64)
-        return np.argmax(normalize_rows(directions) @ w.T, axis=1).astype(np.int64)
+        return np.argmax(dot_rows(normalize_rows(directions), w), axis=1).astype(np.int64)
     cos = class_cosines(directions, weights)
     if loss == "normface":
         return np.argmax(cos, axis=1).astype(np.int64)
@@ -112,7 +112,7 @@ def predicted_labels(
     """
     x = np.asarray(features, dtype=np.float64)
     if loss in ("softmax", "center"):
-        z = x @ np.asarray(weights, dtype=np.float64).T
+        z = dot_rows(x, np.asarray(weights, dtype=np.float64))
         if bias is not None:
             z = z + np.asarray(bias, dtype=np.float64)
         return np.argmax(z, axis=1).astype(np.int64)
@@ -127,7 +127,7 @@ def raw_plane_regions(
     With a bias the boundaries are straight lines that need not pass through the origin, so
     the regions live in the raw feature plane, not on the circle.
     """
-    z = np.asarray(grid_xy, dtype=np.float64) @ np.asarray(weights, dtype=np.float64).T
+    z = dot_rows(grid_xy, weights)
     if bias is not None:
         z = z + np.asarray(bias, dtype=np.float64)
     return np.argmax(z, axis=1).astype(np.int64)

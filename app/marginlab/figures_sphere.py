@@ -1,0 +1,257 @@
+"""3-D feature-space views: the unit sphere painted per face by region, and a PCA projection of
+d > 3 features. Arrays in, plotly Figure out; regions come from geometry.region_labels (hence
+from the one margin function, DESIGN.md §3). Fixed trace lists, as in figures_views.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from marginlab.angles import normalize_rows
+from marginlab.figures_style import (
+    BAND_GREY,
+    MISCLASSIFIED,
+    angular_margin,
+    base_layout,
+    class_colors,
+    class_names,
+    discrete_colorscale,
+    empty_legend_entry,
+    f32,
+    fast_figure,
+    lighten,
+    margin_label,
+    trace,
+)
+from marginlab.figures_views import (
+    BAND_NAME,
+    MISCLASSIFIED_NAME,
+    misclassified_mask,
+    spoke_path,
+    subscript,
+    weights_per_class,
+)
+from marginlab.geometry import (
+    PLAIN_ARGMAX,
+    Projection3D,
+    icosphere,
+    pca_to_3d,
+    sphere_face_labels,
+    subdivisions_for_band,
+)
+
+
+def band_width_hint(loss: str, **margin) -> float:
+    """Rough angular width of the band, only to pick the mesh resolution."""
+    angle = angular_margin(loss, **margin)
+    if angle is not None:
+        return angle
+    if loss in ("cosface", "combined"):
+        return float(margin.get("m3", 0.0))
+    return 0.0
+
+
+def _sphere_traces(
+    points: np.ndarray,
+    labels: np.ndarray,
+    w: np.ndarray,
+    wrong: np.ndarray,
+    face_labels: np.ndarray | None,
+    subdivisions: int,
+    colors: list[str],
+    legend: list[str],
+    show_band: bool,
+) -> list:
+    verts, faces = icosphere(subdivisions)
+    n_classes = len(colors)
+    if face_labels is None:  # a projection: no honest regions to paint, a plain sphere
+        mesh_values = np.zeros(len(faces))
+        scale = discrete_colorscale(["#e8e8e8"])
+        cmax = 0.5
+    else:
+        mesh_values = face_labels + 1.0
+        scale = discrete_colorscale([BAND_GREY] + [lighten(c, 0.35) for c in colors])
+        cmax = n_classes + 0.5
+    traces: list = [
+        trace(
+            "mesh3d",
+            x=f32(verts[:, 0]),
+            y=f32(verts[:, 1]),
+            z=f32(verts[:, 2]),
+            i=faces[:, 0],
+            j=faces[:, 1],
+            k=faces[:, 2],
+            intensity=f32(mesh_values),
+            intensitymode="cell",
+            colorscale=scale,
+            cmin=-0.5,
+            cmax=cmax,
+            showscale=False,
+            hoverinfo="skip",
+            name="decision regions",
+            flatshading=True,
+            lighting={"ambient": 0.85, "diffuse": 0.2, "specular": 0.05},
+        )
+    ]
+    if show_band:
+        traces.append(empty_legend_entry(BAND_NAME, BAND_GREY, three_d=True))
+    for k in range(n_classes):
+        path = spoke_path(w[k], 1.35)
+        text = [""] * len(path)
+        text[1] = f"W{subscript(k)}"
+        traces.append(
+            trace(
+                "scatter3d",
+                x=f32(path[:, 0]),
+                y=f32(path[:, 1]),
+                z=f32(path[:, 2]),
+                mode="lines+text",
+                text=text,
+                line={"color": colors[k], "width": 7},
+                legendgroup=f"class{k}",
+                name=f"weight W{subscript(k)} of {legend[k]}",
+                showlegend=False,
+                hoverinfo="name",
+            )
+        )
+    lifted = points * 1.015  # just above the mesh, so the surface does not hide them
+    for k in range(n_classes):
+        pts = lifted[labels == k]
+        traces.append(
+            trace(
+                "scatter3d",
+                x=f32(pts[:, 0]),
+                y=f32(pts[:, 1]),
+                z=f32(pts[:, 2]),
+                mode="markers",
+                name=legend[k],
+                legendgroup=f"class{k}",
+                marker={"color": colors[k], "size": 2.5},
+                hovertemplate=f"{legend[k]}<extra></extra>",
+            )
+        )
+    pts = lifted[wrong] * 1.005
+    traces.append(
+        trace(
+            "scatter3d",
+            x=f32(pts[:, 0]),
+            y=f32(pts[:, 1]),
+            z=f32(pts[:, 2]),
+            mode="markers",
+            name=MISCLASSIFIED_NAME,
+            marker={"color": MISCLASSIFIED, "size": 3, "symbol": "x"},
+            hoverinfo="name",
+        )
+    )
+    return traces
+
+
+def _sphere_layout(title: str, subtitle: str, axis_prefix: str = "x̂") -> dict:
+    def axis(k: int) -> dict:
+        return {"range": [-1.45, 1.45], "title": {"text": f"{axis_prefix}{subscript(k)}"}}
+
+    return base_layout(
+        title,
+        subtitle,
+        scene={
+            "xaxis": axis(1),
+            "yaxis": axis(2),
+            "zaxis": axis(3),
+            "aspectmode": "cube",  # equal aspect: the sphere must look round
+            "uirevision": "marginlab-sphere",  # the user's camera survives updates
+            "camera": {"eye": {"x": 1.35, "y": 1.35, "z": 0.9}},
+        },
+        legend={"itemsizing": "constant", "title": {"text": "Classes"}},
+        margin={"l": 0, "r": 0, "t": 80, "b": 0},
+    )
+
+
+def sphere_figure(
+    features: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    *,
+    loss: str,
+    s: float,
+    names: Sequence[str] | None = None,
+    subdivisions: int | None = None,
+    bias: np.ndarray | None = None,
+    title: str | None = None,
+    **margin,
+) -> go.Figure:
+    """3-D features on the unit sphere over an icosphere painted per face by region.
+
+    Faces: the class that wins WITH margin at the face centre (region_labels), grey in margin
+    bands. Lines: class weight directions. The icosphere is refined (5 subdivisions) for
+    bands narrower than 0.1 rad unless `subdivisions` is given.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    w = weights_per_class(weights)
+    n_classes = w.shape[0]
+    if subdivisions is None:
+        subdivisions = subdivisions_for_band(band_width_hint(loss, **margin))
+    faces = sphere_face_labels(weights, loss=loss, s=s, subdivisions=subdivisions, **margin)
+    traces = _sphere_traces(
+        normalize_rows(features),
+        labels,
+        w,
+        misclassified_mask(features, labels, weights, loss, bias),
+        faces,
+        subdivisions,
+        class_colors(n_classes),
+        class_names(n_classes, names),
+        loss not in PLAIN_ARGMAX,
+    )
+    layout = _sphere_layout(
+        title or f"Features on the unit sphere — {margin_label(loss, s, **margin)}",
+        "Coloured: the class that wins WITH margin in each direction; grey: margin bands; "
+        "lines: class weights W_j. Drag to rotate.",
+    )
+    return fast_figure(traces, layout)
+
+
+def projection_figure(
+    features: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    *,
+    loss: str,
+    names: Sequence[str] | None = None,
+    projection: Projection3D | None = None,
+    title: str | None = None,
+    **margin,
+) -> go.Figure:
+    """d > 3: normalised features and weights PCA-projected to 3-D and put back on the sphere.
+
+    No regions are painted: regions of the projected weights are not the regions of the d-D
+    classifier, and a picture that disagrees with the loss would teach something false.
+    Misclassification is judged in d-D. Pass `projection` (from geometry.pca_to_3d) to keep
+    one fixed view across the frames of a replay. `margin` keywords only label the title.
+    """
+    labels = np.asarray(labels, dtype=np.int64)
+    w = weights_per_class(weights)
+    n_classes, dim = w.shape[0], w.shape[-1]
+    proj = projection if projection is not None else pca_to_3d(features)
+    points = proj.project(features)
+    traces = _sphere_traces(
+        points,
+        labels,
+        proj.project(w),
+        misclassified_mask(features, labels, weights, loss),
+        None,
+        3,
+        class_colors(n_classes),
+        class_names(n_classes, names),
+        False,
+    )
+    kept = 100.0 * float(proj.explained.sum())
+    layout = _sphere_layout(
+        title or f"PCA projection of {dim}-D features — {margin_label(loss, **margin)}",
+        f"A projection, not the feature space: the 3 axes keep {kept:.0f}% of the normalised "
+        "features' second moment, so angles here are only approximate. Lines: class weights.",
+        axis_prefix="PC",
+    )
+    return fast_figure(traces, layout)
