@@ -9,12 +9,12 @@ st.set_page_config(page_title="Hypersphere Margin Lab", page_icon="◯", layout=
 PAGES = Path(__file__).parent / "pages"
 CONFIG_LINK = Path(__file__).parent / ".streamlit" / "config.toml"
 
-if not CONFIG_LINK.is_symlink() and CONFIG_LINK.stat().st_size < 100:
+if not CONFIG_LINK.is_file() or CONFIG_LINK.stat().st_size < 100:
     # Git without symlink support writes the link target as a tiny text file (Windows).
     st.warning(
-        "app/.streamlit/config.toml is not a link to streamlit_config.toml (a checkout without "
+        "app/.streamlit/config.toml does not lead to streamlit_config.toml (a checkout without "
         "symlinks?): the app runs with Streamlit's default settings. Copy streamlit_config.toml "
-        "over it to get the classroom theme."
+        "to app/.streamlit/config.toml to get the classroom theme and offline settings."
     )
 
 navigation = st.navigation(
