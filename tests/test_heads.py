@@ -394,6 +394,7 @@ def test_structural_params_are_fixed_after_building() -> None:
         ("arcface", {"s": 0.0}, "s"),
         ("arcface", {"s": float("nan")}, "s"),
         ("arcface", {"s": "big"}, "s"),
+        ("arcface", {"m2": "0.5"}, "m2"),
         ("arcface", {"m2": 3.5}, "m2"),
         ("arcface", {"policy": "sometimes"}, "policy"),
         ("cosface", {"m2": -1.0}, "m2"),  # another loss's name: checked, then ignored

@@ -123,9 +123,7 @@ def build_head(loss: str, embedding_dim: int, num_classes: int, **params: Any) -
     embedding_dim = _count("embedding_dim", embedding_dim, low=1)
     num_classes = _count("num_classes", num_classes, low=2)
     values = {**head_defaults(loss), **_normalised(loss, params)}
-    _margin_spec(loss, values)  # validates the combination
-    cls = _HEAD_CLASSES[loss]
-    return cls(loss, embedding_dim, num_classes, values)
+    return _HEAD_CLASSES[loss](loss, embedding_dim, num_classes, values)
 
 
 class MarginHead(nn.Module):
@@ -500,7 +498,7 @@ def _count(name: str, value: object, *, low: int) -> int:
 
 
 def _number(name: str, value: object) -> float:
-    if isinstance(value, bool):
+    if isinstance(value, bool | str | bytes):  # float("1.5") would pass: be as strict as margins
         raise ValueError(f"{name} must be a number, got {value!r}")
     try:
         number = float(value)  # type: ignore[arg-type]
