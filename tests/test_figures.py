@@ -84,7 +84,9 @@ def _arrays(obj):
         yield np.asarray([obj])
 
 
-def assert_finite(fig: go.Figure):
+def assert_clean(fig: go.Figure):
+    """Valid for plotly (see assert_valid) and free of NaN/Inf in every array."""
+    assert_valid(fig)
     for arr in _arrays(fig.to_plotly_json()):
         assert np.isfinite(arr).all(), "NaN/Inf in a figure array"
 
@@ -121,8 +123,7 @@ def test_circle_figure_for_every_loss(loss):
     assert fig.layout.yaxis.scaleanchor == "x" and fig.layout.uirevision
     assert fig.layout.title.text and fig.layout.xaxis.title.text and fig.layout.yaxis.title.text
     assert_float32_points(fig)
-    assert_valid(fig)
-    assert_finite(fig)
+    assert_clean(fig)
 
 
 @pytest.mark.parametrize("loss", REGION_LOSSES)
@@ -144,8 +145,7 @@ def test_sphere_figure_for_every_loss(loss):
     assert fig.layout.scene.aspectmode == "cube" and fig.layout.scene.uirevision
     assert fig.layout.uirevision
     assert_float32_points(fig)
-    assert_valid(fig)
-    assert_finite(fig)
+    assert_clean(fig)
 
 
 def test_sphere_refines_mesh_for_thin_bands():
@@ -162,8 +162,7 @@ def test_raw_feature_figure(loss):
     assert fig.data[0].type == "heatmap"
     assert len(fig.data) == 2 * C + 2 + (loss not in PLAIN_ARGMAX)
     assert "bias" in fig.layout.title.subtitle.text or bias is None
-    assert_valid(fig)
-    assert_finite(fig)
+    assert_clean(fig)
 
 
 def test_scattergl_above_5000_points():
@@ -201,8 +200,7 @@ def test_target_logit_figure_reproduces_arcface_fig4b():
         assert trace.y[np.flatnonzero(trace.x == 60.0)[0]] == pytest.approx(value, abs=1e-4)
     assert any(t.type == "bar" for t in fig.data)  # θ_y histogram, on its own axis
     assert current.yaxis == "y2" and fig.layout.yaxis2.overlaying == "y"
-    assert_valid(fig)
-    assert_finite(fig)
+    assert_clean(fig)
 
 
 def test_binary_boundaries_follow_the_paper_table():
@@ -221,7 +219,7 @@ def test_binary_boundaries_follow_the_paper_table():
     )
     # NormFace: θ1 = θ2.
     np.testing.assert_allclose(boundaries[1].y, boundaries[1].x, atol=1e-3)
-    assert_finite(fig)
+    assert_clean(fig)
 
 
 def test_binary_boundary_region_matches_margin_function():
@@ -240,7 +238,7 @@ def test_binary_boundary_region_matches_margin_function():
 def test_target_probability_figure_is_finite_and_monotone(s):
     fig = target_probability_figure("arcface", s, m2=0.5)
     margin, plain = fig.data
-    assert_finite(fig)
+    assert_clean(fig)
     assert np.all(np.diff(margin.y) <= 1e-6) and np.all(margin.y <= plain.y + 1e-6)
     assert "9 class weights" in fig.layout.title.subtitle.text
 
@@ -252,7 +250,7 @@ def test_theta_histogram_figure_marks_requested_and_measured_margin():
     assert "Measured margin" in fig.layout.title.subtitle.text
     assert "requested margin m = 17.2°" in fig.layout.title.subtitle.text
     assert any(s.type == "rect" for s in fig.layout.shapes)
-    assert_finite(fig)
+    assert_clean(fig)
 
 
 EXTREMES = [
@@ -272,11 +270,11 @@ def test_no_nan_at_extreme_parameters_and_zero_features(params):
         _, y, w = _data(dim)
         extra = {"subdivisions": 3} if build is sphere_figure else {}
         for x in (np.zeros((len(y), dim)), _data(dim)[0] * 1e6):
-            assert_finite(build(x, y, w, loss=loss, s=s, **extra, **params))
-        assert_finite(theta_histogram_figure(np.zeros((len(y), dim)), y, w, loss=loss, **params))
-    assert_finite(target_probability_figure(loss, s, **params))
-    assert_finite(target_logit_figure({"loss": loss, **params}, theta_y=np.zeros(5)))
-    assert_finite(binary_boundary_figure([{"loss": loss, **params}]))
+            assert_clean(build(x, y, w, loss=loss, s=s, **extra, **params))
+        assert_clean(theta_histogram_figure(np.zeros((len(y), dim)), y, w, loss=loss, **params))
+    assert_clean(target_probability_figure(loss, s, **params))
+    assert_clean(target_logit_figure({"loss": loss, **params}, theta_y=np.zeros(5)))
+    assert_clean(binary_boundary_figure([{"loss": loss, **params}]))
 
 
 def test_projection_and_pair_angles_for_high_dimensions():
@@ -284,12 +282,11 @@ def test_projection_and_pair_angles_for_high_dimensions():
     fig = projection_figure(x, y, w, loss="arcface", m2=0.3)
     assert "projection" in fig.layout.title.text.lower()
     assert len(fig.data) == 2 * C + 2 and fig.data[0].type == "mesh3d"
-    assert_valid(fig)
-    assert_finite(fig)
-    assert_finite(projection_figure(np.zeros((10, 8)), np.zeros(10, dtype=int), w, loss="normface"))
+    assert_clean(fig)
+    assert_clean(projection_figure(np.zeros((10, 8)), np.zeros(10, dtype=int), w, loss="normface"))
     pairs = pair_angle_figure(x, y, max_pairs=500)
     assert len(pairs.data) == 2 and "random sample" in pairs.layout.title.subtitle.text
-    assert_finite(pairs)
+    assert_clean(pairs)
 
 
 def test_training_curves_from_rows_columns_and_several_runs():
@@ -307,7 +304,7 @@ def test_training_curves_from_rows_columns_and_several_runs():
     fig = training_curves_figure(cols)
     assert len(fig.data) == 1 + 2 + 4
     assert "NaN" in fig.layout.title.subtitle.text and "step 20" in fig.layout.title.subtitle.text
-    assert_finite(fig)
+    assert_clean(fig)
     rows = [{k: v[i] for k, v in cols.items()} for i in range(5)]
     assert len(training_curves_figure(rows).data) == 7
     both = training_curves_figure({"ArcFace": cols, "CosFace": rows})
@@ -350,9 +347,9 @@ def test_phase_map_progress_cache_and_resume(tmp_path):
 
     fig = phase_map_figure(result)
     assert fig.data[0].type == "heatmap" and "NaN" in str(fig.data[0].text)
-    assert_finite(fig)
+    assert_clean(fig)
     partial = compute_phase_map(lambda s, m: {"accuracy": 0.5}, [1.0], [0.1])
-    assert_finite(phase_map_figure(partial))
+    assert_clean(phase_map_figure(partial))
 
 
 def test_small_multiples_share_colours_axes_and_one_legend():
@@ -375,7 +372,7 @@ def test_small_multiples_share_colours_axes_and_one_legend():
     grid = small_multiples(spheres, ["m = 0.1", "m = 0.3"], cols=2)
     assert grid.layout.scene.aspectmode == "cube" and grid.layout.scene2.aspectmode == "cube"
     assert {t.scene for t in grid.data} == {"scene", "scene2"}
-    assert_finite(grid)
+    assert_clean(grid)
 
 
 def test_figure_to_html_is_self_contained(tmp_path):
@@ -401,9 +398,18 @@ def test_replay_has_frames_slider_and_play_button(dim, tmp_path):
     assert len(fig.layout.sliders[0].steps) == 4
     assert fig.layout.updatemenus[0].buttons[0].method == "animate"
     assert all(len(f.data) == len(fig.data) for f in fig.frames)
-    assert_finite(fig)
+    assert_clean(fig)
     if dim == 3:  # the mesh is sent once; frames carry only its face colours
         assert fig.frames[1].data[0].x is None and fig.frames[1].data[0].intensity is not None
     html = replay_html(snaps, tmp_path / "replay.html", max_frames=3)
     assert "addFrames" in html and not re.search(r"<script[^>]+src=[\"']https?:", html)
     assert (tmp_path / "replay.html").exists()
+
+
+def test_empty_inputs_build_and_wrong_dimensions_are_explained():
+    none = np.zeros(0, dtype=int)
+    assert_clean(circle_figure(np.zeros((0, 2)), none, np.eye(2), loss="arcface", s=10.0, m2=0.2))
+    assert_clean(sphere_figure(np.zeros((0, 3)), none, np.eye(3), loss="cosface", s=10.0, m3=0.2))
+    assert_clean(training_curves_figure({"step": []}))
+    with pytest.raises(ValueError, match="3-D features"):
+        sphere_figure(np.zeros((4, 2)), np.zeros(4, dtype=int), np.eye(2), loss="arcface", s=1.0)

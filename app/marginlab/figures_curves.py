@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from marginlab.angles import measured_margin, nearest_other_angles, target_angles, theta_histogram
 from marginlab.figures_style import (
@@ -24,6 +23,7 @@ from marginlab.figures_style import (
     margin_label,
     margin_of,
     rgba,
+    subplot_row,
     trace,
 )
 from marginlab.geometry import pair_angle_histograms
@@ -170,40 +170,36 @@ def binary_boundary_figure(
     target_logit). Softmax is drawn with ‖W1‖ = ‖W2‖ and no bias, so it matches NormFace.
     """
     panels = list(panels)
-    fig = make_subplots(
-        rows=1,
-        cols=len(panels),
-        shared_yaxes=True,
-        subplot_titles=[p.get("label") or margin_label(p["loss"], **margin_of(p)) for p in panels],
-        horizontal_spacing=0.02,
-    )
+    titles = [p.get("label") or margin_label(p["loss"], **margin_of(p)) for p in panels]
+    axes, refs = subplot_row(titles, spacing=0.02)
     t = np.linspace(0.0, 180.0, 361)
     c1, c2 = PALETTE[0], PALETTE[1]
-    for col, spec in enumerate(panels, start=1):
-        first = col == 1
+    traces: list = []
+    for k, (spec, (xref, yref)) in enumerate(zip(panels, refs, strict=True)):
+        first = k == 0
         b = _boundary(spec, t)
-        square = f32([0, 180, 180, 0, 0])
-        fig.add_trace(
-            go.Scatter(
-                x=square,
+        where = {"xaxis": xref, "yaxis": yref, "showlegend": first}
+        traces.append(
+            trace(
+                "scatter",
+                x=f32([0, 180, 180, 0, 0]),
                 y=f32([0, 0, 180, 180, 0]),
                 fill="toself",
                 mode="none",
                 fillcolor=rgba(BAND_GREY, 0.6),
                 name="margin: neither class wins",
                 legendgroup="band",
-                showlegend=first,
                 hoverinfo="skip",
-            ),
-            row=1,
-            col=col,
+                **where,
+            )
         )
         for region, xs, ys, color in (
             ("class 1 wins (with margin)", np.r_[t, 180, 0], np.r_[b, 180, 180], c1),
             ("class 2 wins (with margin)", np.r_[b, 180, 180], np.r_[t, 180, 0], c2),
         ):
-            fig.add_trace(
-                go.Scatter(
+            traces.append(
+                trace(
+                    "scatter",
                     x=f32(xs),
                     y=f32(ys),
                     fill="toself",
@@ -211,46 +207,44 @@ def binary_boundary_figure(
                     fillcolor=rgba(color, 0.55),
                     name=region,
                     legendgroup=region,
-                    showlegend=first,
                     hoverinfo="skip",
-                ),
-                row=1,
-                col=col,
+                    **where,
+                )
             )
         for name, xs, ys, color in (
             ("boundary of class 1", t, b, c1),
             ("boundary of class 2", b, t, c2),
         ):
-            fig.add_trace(
-                go.Scatter(
+            traces.append(
+                trace(
+                    "scatter",
                     x=f32(xs),
                     y=f32(ys),
                     mode="lines",
                     name=name,
                     legendgroup=name,
-                    showlegend=first,
                     line={"color": color, "width": 2, "dash": "dash"},
                     hovertemplate="θ1 = %{x:.1f}°, θ2 = %{y:.1f}°<extra>" + name + "</extra>",
-                ),
-                row=1,
-                col=col,
+                    **where,
+                )
             )
         ticks = {"range": [0, 180], "tickvals": [0, 90, 180]}
-        fig.update_xaxes(title_text="θ1 (°)", row=1, col=col, **ticks)
+        axes["xaxis" if first else f"xaxis{k + 1}"].update(title={"text": "θ1 (°)"}, **ticks)
         # Square panels: the paper's pictures are symmetric in θ1 and θ2.
-        fig.update_yaxes(scaleanchor="x" if first else f"x{col}", row=1, col=col, **ticks)
-    fig.update_yaxes(title_text="θ2 (°)", row=1, col=1)
-    fig.update_layout(
-        base_layout(
-            title or "Binary decision margins in the (θ1, θ2) plane (ArcFace paper, Fig. 5)",
-            "θ1, θ2: angles from a feature to W1 and W2. Class 1 wins where s·ψ(θ1) > s·cos θ2 "
-            "(s cancels). Softmax assumes equal weight norms and no bias.",
-            legend={"orientation": "h", "y": -0.22},
-            height=430,
-            margin={"l": 60, "r": 20, "t": 120, "b": 40},
+        axes["yaxis" if first else f"yaxis{k + 1}"].update(
+            scaleanchor=xref, showticklabels=first, **ticks
         )
+    axes["yaxis"]["title"] = {"text": "θ2 (°)"}
+    layout = base_layout(
+        title or "Binary decision margins in the (θ1, θ2) plane (ArcFace paper, Fig. 5)",
+        "θ1, θ2: angles from a feature to W1 and W2. Class 1 wins where s·ψ(θ1) > s·cos θ2 "
+        "(s cancels). Softmax assumes equal weight norms and no bias.",
+        legend={"orientation": "h", "y": -0.22},
+        height=430,
+        margin={"l": 60, "r": 20, "t": 120, "b": 40},
+        **axes,
     )
-    return fig
+    return fast_figure(traces, layout)
 
 
 def target_probability_figure(
@@ -277,7 +271,8 @@ def target_probability_figure(
         ("without margin (test time)", cos, PALETTE[0], "dash"),
     )
     traces = [
-        go.Scatter(
+        trace(
+            "scatter",
             x=f32(THETA_DEG),
             y=f32(np.exp(-np.logaddexp(0.0, others - scale * psi))),
             mode="lines",
@@ -298,7 +293,7 @@ def target_probability_figure(
         },
         yaxis={"title": {"text": "softmax probability of the true class"}, "range": [0, 1.02]},
     )
-    return go.Figure(traces, layout)
+    return fast_figure(traces, layout)
 
 
 def theta_histogram_figure(
@@ -329,7 +324,8 @@ def theta_histogram_figure(
     ):
         counts, edges = theta_histogram(angles, bins)
         traces.append(
-            go.Bar(
+            trace(
+                "bar",
                 x=f32(np.degrees(edges[:-1] + edges[1:]) / 2),
                 y=f32(counts),
                 width=float(np.degrees(edges[1] - edges[0])),
@@ -390,7 +386,7 @@ def theta_histogram_figure(
         annotations=annotations,
         legend={"orientation": "h", "y": -0.2},
     )
-    return go.Figure(traces, layout)
+    return fast_figure(traces, layout)
 
 
 def _vline(x: float, color: str) -> dict:
@@ -428,7 +424,8 @@ def pair_angle_figure(
         counts = np.asarray(hist[key], dtype=np.float64)
         fraction = counts / counts.sum() if counts.sum() > 0 else counts
         traces.append(
-            go.Bar(
+            trace(
+                "bar",
                 x=centres,
                 y=f32(fraction),
                 width=float(np.degrees(edges[1] - edges[0])),
@@ -451,4 +448,4 @@ def pair_angle_figure(
         yaxis={"title": {"text": "fraction of pairs"}, "tickformat": ".0%"},
         legend={"orientation": "h", "y": -0.2},
     )
-    return go.Figure(traces, layout)
+    return fast_figure(traces, layout)

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from marginlab.figures_curves import theta_histogram_figure
 from marginlab.figures_sphere import band_width_hint, projection_figure, sphere_figure
-from marginlab.figures_style import UIREVISION, base_layout, margin_label, margin_of
+from marginlab.figures_style import UIREVISION, base_layout, fast_figure, margin_label, margin_of
 from marginlab.figures_views import circle_figure, raw_feature_figure
 from marginlab.geometry import pca_to_3d, subdivisions_for_band
 
@@ -45,60 +44,65 @@ def small_multiples(
     cols = max(1, min(cols, len(figures)))
     rows = math.ceil(len(figures) / cols)
     kinds = ["scene" if _is_3d(f) else "xy" for f in figures]
-    specs = [
-        [
-            {"type": kinds[r * cols + c]} if r * cols + c < len(figures) else None
-            for c in range(cols)
-        ]
-        for r in range(rows)
-    ]
-    all_xy = all(k == "xy" for k in kinds)
-    grid = make_subplots(
-        rows=rows,
-        cols=cols,
-        specs=specs,
-        subplot_titles=list(titles) if titles is not None else None,
-        shared_xaxes="all" if all_xy else False,
-        shared_yaxes="all" if all_xy else False,
-        horizontal_spacing=0.03,
-        vertical_spacing=0.08,
-    )
+    shared = all(k == "xy" for k in kinds)
+    gap_x, gap_y = 0.03, 0.08
+    width, height = (1 - gap_x * (cols - 1)) / cols, (1 - gap_y * (rows - 1)) / rows
+    layout: dict = {"annotations": []}
+    traces: list = []
     seen: set[str] = set()
     scene_n = xy_n = 0
     for k, (fig, kind) in enumerate(zip(figures, kinds, strict=True)):
-        row, col = k // cols + 1, k % cols + 1
-        for trace in fig.data:
-            spec = trace.to_plotly_json()
-            spec.pop("xaxis", None), spec.pop("yaxis", None), spec.pop("scene", None)
-            group = spec.get("legendgroup") or spec.get("name") or ""
-            if spec.get("showlegend") is not False and trace.type != "mesh3d":
-                if group in seen:
-                    spec["showlegend"] = False
-                seen.add(group)
-            grid.add_trace(spec, row=row, col=col)
+        row, col = divmod(k, cols)
+        x0 = col * (width + gap_x)
+        y1 = 1 - row * (height + gap_y)
+        domain = {"x": _span(x0, x0 + width), "y": _span(y1 - height, y1)}
+        if titles is not None and k < len(titles):
+            layout["annotations"].append(
+                {"text": titles[k], "x": x0 + width / 2, "y": y1, "xref": "paper",
+                 "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                 "font": {"size": 14}}
+            )  # fmt: skip
         if kind == "scene":
             scene_n += 1
-            name = "scene" if scene_n == 1 else f"scene{scene_n}"
-            source = fig.layout.scene.to_plotly_json()
-            source.pop("domain", None)
-            grid.layout[name].update(source)
+            where = {"scene": "scene" if scene_n == 1 else f"scene{scene_n}"}
+            layout[where["scene"]] = {**fig.layout.scene.to_plotly_json(), "domain": domain}
         else:
             xy_n += 1
             suffix = "" if xy_n == 1 else str(xy_n)
-            for axis in ("xaxis", "yaxis"):
+            where = {"xaxis": f"x{suffix}", "yaxis": f"y{suffix}"}
+            for axis, other in (("xaxis", "y"), ("yaxis", "x")):
                 source = fig.layout[axis].to_plotly_json()
                 for key in ("domain", "anchor", "matches", "scaleanchor", "overlaying", "side"):
                     source.pop(key, None)
-                if (axis == "yaxis" and col > 1) or (axis == "xaxis" and k + cols < len(figures)):
+                outer = col == 0 if axis == "yaxis" else k + cols >= len(figures)
+                if not outer:
                     source.pop("title", None)  # shared axes: label the outer panels only
-                grid.layout[f"{axis}{suffix}"].update(source)
+                source.update(domain=domain[axis[0]], anchor=f"{other}{suffix}")
+                if shared and xy_n > 1:
+                    source["matches"] = axis[0]  # zooming one panel zooms all
+                layout[f"{axis}{suffix}"] = source
             if fig.layout.yaxis.scaleanchor:
-                grid.layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", scaleratio=1)
+                layout[f"yaxis{suffix}"].update(scaleanchor=f"x{suffix}", scaleratio=1)
+        for source_trace in fig.data:
+            spec = source_trace.to_plotly_json()
+            for key in ("xaxis", "yaxis", "scene"):
+                spec.pop(key, None)
+            group = spec.get("legendgroup") or spec.get("name") or ""
+            if spec.get("showlegend") is not False and source_trace.type != "mesh3d":
+                if group in seen:
+                    spec["showlegend"] = False  # one legend entry toggles every panel
+                seen.add(group)
+            traces.append({**spec, **where})
     legend = figures[0].layout.legend.to_plotly_json() if figures else {}
-    grid.update_layout(
+    layout.update(
         base_layout(title, legend=legend, height=row_height * rows, margin={"t": 90, "b": 40})
     )
-    return grid
+    return fast_figure(traces, layout)
+
+
+def _span(lo: float, hi: float) -> list[float]:
+    """A domain inside [0, 1] (sums of floats may step a hair outside it)."""
+    return [min(max(round(lo, 9), 0.0), 1.0), min(max(round(hi, 9), 0.0), 1.0)]
 
 
 VIEWS: dict[str, Callable[..., go.Figure]] = {

@@ -29,6 +29,7 @@ from marginlab.figures_style import (
 from marginlab.figures_views import (
     BAND_NAME,
     MISCLASSIFIED_NAME,
+    check_dims,
     misclassified_mask,
     spoke_path,
     subscript,
@@ -189,6 +190,7 @@ def sphere_figure(
     bands narrower than 0.1 rad unless `subdivisions` is given.
     """
     labels = np.asarray(labels, dtype=np.int64)
+    check_dims(features, weights, 3, "sphere_figure")
     w = weights_per_class(weights)
     n_classes = w.shape[0]
     if subdivisions is None:
@@ -232,6 +234,7 @@ def projection_figure(
     one fixed view across the frames of a replay. `margin` keywords only label the title.
     """
     labels = np.asarray(labels, dtype=np.int64)
+    check_dims(features, weights, None, "projection_figure")
     w = weights_per_class(weights)
     n_classes, dim = w.shape[0], w.shape[-1]
     proj = projection if projection is not None else pca_to_3d(features)

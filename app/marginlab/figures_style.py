@@ -183,3 +183,27 @@ def fast_figure(traces: list, layout: dict) -> go.Figure:
     layout = {**layout, "template": copy.deepcopy(_template_json())}
     data = [t if isinstance(t, dict) else t.to_plotly_json() for t in traces]
     return go.Figure(data=data, layout=layout, _validate=False)
+
+
+def subplot_row(titles: Sequence[str], spacing: float = 0.07) -> tuple[dict, list[tuple[str, str]]]:
+    """Layout for n side-by-side panels without make_subplots (which validates and is slow).
+
+    Returns the layout entries (xaxis…, yaxis…, panel-title annotations) and each panel's
+    (xaxis, yaxis) trace references, e.g. ("x2", "y2").
+    """
+    n = len(titles)
+    width = (1.0 - spacing * (n - 1)) / n
+    layout: dict = {"annotations": []}
+    refs = []
+    for k, text in enumerate(titles):
+        suffix = "" if k == 0 else str(k + 1)
+        x0 = k * (width + spacing)
+        domain = [max(round(x0, 9), 0.0), min(round(x0 + width, 9), 1.0)]
+        layout[f"xaxis{suffix}"] = {"domain": domain, "anchor": f"y{suffix}"}
+        layout[f"yaxis{suffix}"] = {"anchor": f"x{suffix}"}
+        layout["annotations"].append(
+            {"text": text, "x": x0 + width / 2, "y": 1.0, "xref": "paper", "yref": "paper",
+             "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 14}}
+        )  # fmt: skip
+        refs.append((f"x{suffix}", f"y{suffix}"))
+    return layout, refs

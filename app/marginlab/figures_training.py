@@ -15,9 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from marginlab.figures_style import BAND_GREY, PALETTE, base_layout, f32
+from marginlab.figures_style import (
+    BAND_GREY,
+    PALETTE,
+    base_layout,
+    f32,
+    fast_figure,
+    subplot_row,
+    trace,
+)
 
 History = Mapping[str, Sequence[float]] | Sequence[Mapping[str, float]]
 STAT_STYLE = {  # ArcFace paper Table 3 names
@@ -65,13 +72,17 @@ def training_curves_figure(
         history, Mapping
     )
     runs = {"run": history} if single else dict(history)
-    fig = make_subplots(
-        rows=1,
-        cols=3,
-        subplot_titles=("Loss", "Accuracy", "Angles (ArcFace paper, Table 3)"),
-        horizontal_spacing=0.07,
-    )
+    panels, refs = subplot_row(["Loss", "Accuracy", "Angles (ArcFace paper, Table 3)"])
+    traces: list = []
     notes = []
+
+    def line(panel: int, x, y, name: str, group: str, **style) -> None:
+        xref, yref = refs[panel]
+        traces.append(
+            trace("scatter", x=x, y=y, mode="lines", name=name, legendgroup=group,
+                  line=style, xaxis=xref, yaxis=yref)
+        )  # fmt: skip
+
     for r, (name, hist) in enumerate(runs.items()):
         cols = history_columns(hist)
         steps = cols.get("step", np.arange(len(next(iter(cols.values()), []))))
@@ -81,65 +92,34 @@ def training_curves_figure(
             bad = ~np.isfinite(cols["loss"])
             if bad.any():
                 notes.append(f"{prefix}loss became NaN/Inf at step {steps[np.argmax(bad)]:g}")
-            x, y = _finite_xy(steps, cols["loss"])
-            fig.add_trace(
-                go.Scatter(
-                    x=x,
-                    y=y,
-                    mode="lines",
-                    name=f"{prefix}loss",
-                    line={"color": color},
-                    legendgroup=name,
-                ),
-                row=1,
-                col=1,
-            )
+            line(0, *_finite_xy(steps, cols["loss"]), f"{prefix}loss", name, color=color)
         for key, label, dash in (("train_acc", "train", "solid"), ("test_acc", "test", "dash")):
             if key in cols:
                 x, y = _finite_xy(steps, cols[key])
-                fig.add_trace(
-                    go.Scatter(
-                        x=x,
-                        y=y,
-                        mode="lines",
-                        name=f"{prefix}{label} accuracy",
-                        line={"color": color, "dash": dash},
-                        legendgroup=name,
-                    ),
-                    row=1,
-                    col=2,
-                )
+                line(1, x, y, f"{prefix}{label} accuracy", name, color=color, dash=dash)
         for k, (key, (label, dash)) in enumerate(STAT_STYLE.items()):
             if key in cols:
                 x, y = _finite_xy(steps, np.degrees(cols[key]))
-                fig.add_trace(
-                    go.Scatter(
-                        x=x,
-                        y=y,
-                        mode="lines",
-                        name=f"{prefix}{label}",
-                        line={"color": color if not single else PALETTE[4 + k], "dash": dash},
-                        legendgroup=name,
-                    ),
-                    row=1,
-                    col=3,
-                )
-    fig.update_xaxes(title_text="training step")
-    fig.update_yaxes(title_text="loss", row=1, col=1)
-    fig.update_yaxes(title_text="accuracy", range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    fig.update_yaxes(title_text="degrees", row=1, col=3)
-    subtitle = (
-        "; ".join(notes)
-        if notes
-        else (
-            "Angles: smaller Intra and W-EC = tighter classes; larger Inter and W-Inter = classes "
-            "further apart."
-        )
+                stat_color = PALETTE[4 + k] if single else color
+                line(2, x, y, f"{prefix}{label}", name, color=stat_color, dash=dash)
+    step_title = {"title": {"text": "training step"}}
+    for k in range(3):
+        panels["xaxis" if k == 0 else f"xaxis{k + 1}"].update(step_title)
+    panels["yaxis"]["title"] = {"text": "loss"}
+    panels["yaxis2"].update(title={"text": "accuracy"}, range=[0, 1.02], tickformat=".0%")
+    panels["yaxis3"]["title"] = {"text": "degrees"}
+    subtitle = "; ".join(notes) or (
+        "Angles: smaller Intra and W-EC = tighter classes; larger Inter and W-Inter = classes "
+        "further apart."
     )
-    fig.update_layout(
-        base_layout(title or "Training curves", subtitle, legend={"orientation": "h", "y": -0.22})
+    layout = base_layout(
+        title or "Training curves",
+        subtitle,
+        legend={"orientation": "h", "y": -0.22},
+        margin={"l": 60, "r": 20, "t": 110, "b": 55},  # room for the panel titles
+        **panels,
     )
-    return fig
+    return fast_figure(traces, layout)
 
 
 # ---------------------------------------------------------------- (s, m) phase map
@@ -268,7 +248,8 @@ def phase_map_figure(result: Mapping, *, title: str | None = None) -> go.Figure:
                 z[i, j] = _CODES.get(outcome, -2.5)
                 row.append({"nan": "NaN", "collapsed": "collapsed"}.get(outcome, ""))
         text.append(row)
-    trace = go.Heatmap(
+    heatmap = trace(
+        "heatmap",
         x=[f"{v:g}" for v in s_values],
         y=[f"{v:g}" for v in m_values],
         z=f32(z),
@@ -295,4 +276,4 @@ def phase_map_figure(result: Mapping, *, title: str | None = None) -> go.Figure:
         yaxis={"title": {"text": "margin m"}, "type": "category"},
         plot_bgcolor=BAND_GREY,
     )
-    return go.Figure([trace], layout)
+    return fast_figure([heatmap], layout)

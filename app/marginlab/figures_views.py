@@ -56,6 +56,17 @@ def weights_per_class(weights: np.ndarray) -> np.ndarray:
     return w[:, None, :] if w.ndim == 2 else w
 
 
+def check_dims(features: np.ndarray, weights: np.ndarray, dim: int | None, view: str) -> None:
+    """A readable error instead of an IndexError deep inside a builder."""
+    f_dim, w_dim = np.shape(features)[-1], np.shape(weights)[-1]
+    if f_dim != w_dim or (dim is not None and f_dim != dim):
+        need = f"{dim}-D " if dim is not None else "equal-dimension "
+        raise ValueError(
+            f"{view} needs {need}features and weights, got features {np.shape(features)} "
+            f"and weights {np.shape(weights)}"
+        )
+
+
 def _scatter_cls(n_points: int):
     return "scattergl" if n_points > WEBGL_ABOVE else "scatter"
 
@@ -110,6 +121,7 @@ def circle_figure(
     points radially (seeded) so that piles of identical directions stay visible.
     """
     labels = np.asarray(labels, dtype=np.int64)
+    check_dims(features, weights, 2, "circle_figure")
     w = weights_per_class(weights)
     n_classes = w.shape[0]
     colors, legend = class_colors(n_classes), class_names(n_classes, names)
@@ -208,9 +220,9 @@ def circle_figure(
             name=MISCLASSIFIED_NAME,
             marker={
                 "color": MISCLASSIFIED,
-                "size": 7,
+                "size": 5,
                 "symbol": "x-thin",
-                "line": {"color": MISCLASSIFIED, "width": 1.5},
+                "line": {"color": MISCLASSIFIED, "width": 1},
             },
             hoverinfo="name",
         )
@@ -253,6 +265,7 @@ def raw_feature_figure(
     """
     x = np.asarray(features, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(labels, dtype=np.int64)
+    check_dims(features, weights, 2, "raw_feature_figure")
     w = weights_per_class(weights)
     n_classes = w.shape[0]
     colors, legend = class_colors(n_classes), class_names(n_classes, names)
@@ -332,9 +345,9 @@ def raw_feature_figure(
             name=MISCLASSIFIED_NAME,
             marker={
                 "color": MISCLASSIFIED,
-                "size": 7,
+                "size": 5,
                 "symbol": "x-thin",
-                "line": {"color": MISCLASSIFIED, "width": 1.5},
+                "line": {"color": MISCLASSIFIED, "width": 1},
             },
             hoverinfo="name",
         )
