@@ -1,0 +1,131 @@
+"""Each loss's formula in LaTeX, in general and with the current numbers substituted.
+
+Text only: the numbers of the curves and pictures come from margins.target_logit, never from
+here. The formulas are those of LOSSES.md (papers cited in margins.py).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from marginlab.margins import fallback_offset, fallback_threshold
+
+
+@dataclass(frozen=True)
+class Formula:
+    name: str
+    paper: str
+    general: str  # the loss for one sample, LaTeX
+    substituted: str  # the target logit with the current numbers, LaTeX
+    note: str  # one or two sentences of plain text
+
+
+_CE = r"L = -\log \frac{e^{z_y}}{e^{z_y} + \sum_{j \neq y} e^{z_j}}"
+
+
+def _g(value: float) -> str:
+    return f"{value:.4g}"
+
+
+def _angular_note(m1: float, m2: float, policy: str) -> str:
+    theta_star = fallback_threshold(m1, m2)
+    if theta_star >= math.pi:
+        return ""
+    past = f"Past θ = {math.degrees(theta_star):.1f}° the angle m1·θ + m2 exceeds π. "
+    if policy == "fallback":
+        return past + (
+            f"Policy 'fallback' (the paper's code): there the target logit is "
+            f"s·(cos θ − {_g(fallback_offset(m1, m2))}), so it keeps decreasing."
+        )
+    if policy == "easy":
+        return past + "Policy 'easy margin': the margin applies only where cos θ > 0."
+    return past + "Policy 'none': the raw formula, which rises again there."
+
+
+def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
+    """The formula of `loss` with `params` (s, m1, m2, m3, sphere_m, lam, policy, ...)."""
+    s = float(params.get("s", 16.0))
+    m1 = float(params.get("m1", 1.0))
+    m2 = float(params.get("m2", 0.0))
+    m3 = float(params.get("m3", 0.0))
+    policy = str(params.get("policy", "fallback"))
+    others = rf"z_j = {_g(s)}\,\cos\theta_j"
+    if loss in ("softmax", "center"):
+        general = _CE + r",\quad z_j = W_j^\top x + b_j"
+        note = "Plain softmax: logits are inner products, so feature length counts."
+        if loss == "center":
+            lam = float(params.get("center_lambda", 0.01))
+            alpha = float(params.get("center_alpha", 0.5))
+            general += r" \;+\; \frac{\lambda}{2}\,\lVert x - c_y \rVert^2"
+            substituted = rf"\lambda = {_g(lam)},\quad c_y \leftarrow c_y - {_g(alpha)}\,\Delta c_y"
+            note = (
+                "Center loss (Wen et al., ECCV 2016): softmax plus a pull towards the class "
+                "centre c_y; centres follow their class with step α."
+            )
+            return Formula(
+                "Softmax + center loss", "Wen et al., ECCV 2016", general, substituted, note
+            )
+        return Formula("Softmax", "—", general, r"z_y = W_y^\top x + b_y", note)
+    if loss == "normface":
+        return Formula(
+            "NormFace",
+            "Wang et al., ACM MM 2017",
+            _CE + r",\quad z_j = s \cos\theta_j",
+            rf"z_y = {_g(s)}\,\cos\theta_y,\quad {others}",
+            "Features and weights normalised: only angles count; s sets the temperature.",
+        )
+    if loss == "sphereface":
+        m = int(params.get("sphere_m", 4))
+        lam = float(params.get("lam", 5.0))
+        schedule = bool(params.get("lambda_schedule", True))
+        return Formula(
+            "SphereFace (A-Softmax)",
+            "Liu et al., CVPR 2017",
+            _CE + r",\quad z_y = \lVert x\rVert \frac{\lambda\cos\theta_y + \psi(\theta_y)}"
+            r"{1+\lambda},\ \psi(\theta) = (-1)^k\cos(m\theta) - 2k,"
+            r"\ k = \lfloor m\theta/\pi\rfloor",
+            rf"m = {m},\quad \lambda = {_g(lam)}"
+            + (r"\ (\text{annealed: } \max(5,\ 1000(1+0.12\,t)^{-1}))" if schedule else ""),
+            "The original form: weights normalised, the feature length ‖x‖ kept as the scale.",
+        )
+    if loss == "sphereface-arccos":
+        return Formula(
+            "SphereFace (arccos form)",
+            "ArcFace paper, Deng et al., CVPR 2019, Table 2",
+            _CE + r",\quad z_y = s\cos(m_1\theta_y)",
+            rf"z_y = {_g(s)}\,\cos({_g(m1)}\,\theta_y),\quad {others}",
+            _angular_note(m1, 0.0, policy),
+        )
+    if loss == "cosface":
+        return Formula(
+            "CosFace (AM-Softmax)",
+            "Wang et al., CVPR 2018",
+            _CE + r",\quad z_y = s(\cos\theta_y - m_3)",
+            rf"z_y = {_g(s)}\,(\cos\theta_y - {_g(m3)}),\quad {others}",
+            "A margin in cosine: the band is widest in angle near the class weight.",
+        )
+    if loss in ("arcface", "subcenter-arcface"):
+        name = "ArcFace" if loss == "arcface" else "Sub-center ArcFace"
+        general = _CE + r",\quad z_y = s\cos(\theta_y + m_2)"
+        if loss == "subcenter-arcface":
+            general += r",\ \cos\theta_j = \max_k \cos\theta_{j,k}"
+        return Formula(
+            name,
+            "Deng et al., CVPR 2019" if loss == "arcface" else "Deng et al., ECCV 2020",
+            general,
+            rf"z_y = {_g(s)}\,\cos(\theta_y + {_g(m2)}),\quad {others}",
+            f"An angular margin of {_g(m2)} rad = {math.degrees(m2):.1f}°. "
+            + _angular_note(1.0, m2, policy),
+        )
+    if loss == "combined":
+        return Formula(
+            "Combined margin",
+            "ArcFace paper, Deng et al., CVPR 2019, Eq. 4",
+            _CE + r",\quad z_y = s(\cos(m_1\theta_y + m_2) - m_3)",
+            rf"z_y = {_g(s)}\,(\cos({_g(m1)}\,\theta_y + {_g(m2)}) - {_g(m3)}),\quad {others}",
+            _angular_note(m1, m2, policy),
+        )
+    raise ValueError(f"no formula for loss {loss!r}")
