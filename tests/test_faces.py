@@ -1,0 +1,106 @@
+"""Faces: augmentation, the Olivetti loader and datasets, and a short real open-set run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from marginlab import faces
+from marginlab.faces import augment_batch, downsample, olivetti_faces, people_dataset
+from marginlab.verification import split_identities
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def _batch(shape=(6, 1, 12, 10)) -> torch.Tensor:
+    return torch.arange(float(np.prod(shape))).reshape(shape)
+
+
+@pytest.mark.parametrize("shape", [(6, 1, 12, 10), (6, 12, 10), (3, 2, 8, 8)])
+def test_augment_keeps_shape_dtype_device(shape):
+    images = _batch(shape).to(torch.float32)
+    out = augment_batch(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape and out.dtype == images.dtype
+    assert out.device == images.device
+
+
+def test_augment_is_seeded():
+    images = torch.rand(16, 1, 32, 32, generator=torch.Generator().manual_seed(9))
+    a = augment_batch(images, torch.Generator().manual_seed(1))
+    b = augment_batch(images, torch.Generator().manual_seed(1))
+    c = augment_batch(images, torch.Generator().manual_seed(2))
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    assert not torch.equal(a, images)  # 16 images: some are flipped or shifted
+
+
+def test_augment_without_shift_or_flip_is_identity():
+    images = _batch()
+    out = augment_batch(images, torch.Generator().manual_seed(0), max_shift=0, flip=False)
+    assert torch.equal(out, images)
+
+
+def test_augment_only_flips_and_shifts():
+    """Each output image is its input, maybe mirrored, shifted by at most max_shift pixels
+    (with the border replicated)."""
+    images = torch.rand(32, 1, 10, 10, generator=torch.Generator().manual_seed(3))
+    out = augment_batch(images, torch.Generator().manual_seed(4), max_shift=2)
+    padded = torch.nn.functional.pad(images, (2, 2, 2, 2), mode="replicate")
+    candidates = []
+    for mirror in (False, True):
+        source = padded.flip(-1) if mirror else padded
+        for dy in range(5):
+            for dx in range(5):
+                candidates.append(source[..., dy : dy + 10, dx : dx + 10])
+    stacked = torch.stack(candidates)  # (50, B, 1, 10, 10)
+    matches = (stacked == out.unsqueeze(0)).flatten(2).all(dim=2)  # (50, B)
+    assert bool(matches.any(dim=0).all())
+    assert matches.float().argmax(dim=0).unique().numel() > 5  # transforms really vary
+
+
+def test_augment_rejects_bad_input():
+    gen = torch.Generator().manual_seed(0)
+    with pytest.raises(TypeError):
+        augment_batch(torch.zeros(2, 4, 4, dtype=torch.uint8), gen)
+    with pytest.raises(ValueError):
+        augment_batch(torch.zeros(4, 4), gen)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_downsample_is_block_mean():
+    images = np.array([[[0, 2, 10, 10], [4, 6, 10, 10], [1, 1, 0, 0], [1, 2, 0, 255]]], np.uint8)
+    np.testing.assert_array_equal(downsample(images, 2), [[[3, 10], [1, 64]]])
+    with pytest.raises(ValueError):
+        downsample(images, 3)
+
+
+def test_olivetti_faces_from_the_real_cache(shared_data_dir):
+    people = olivetti_faces(shared_data_dir, size=32, download=False)
+    assert people.images.shape == (400, 32, 32) and people.images.dtype == np.uint8
+    assert np.bincount(people.person_ids).tolist() == [10] * 40
+    full = olivetti_faces(shared_data_dir, size=64, download=False)
+    np.testing.assert_array_equal(downsample(full.images, 2), people.images)
+
+
+def test_identity_split_of_olivetti(shared_data_dir):
+    people = olivetti_faces(shared_data_dir, download=False)
+    train, verify = split_identities(people.person_ids, 30, seed=0)
+    dataset = people_dataset(people, train, test_per_person=2, seed=0)
+    assert dataset.num_classes == 30
+    assert len(dataset.train_labels) == 240 and len(dataset.test_labels) == 60
+    assert set(dataset.train_labels.tolist()) == set(range(30))
+    # No held-out person's image is in the training set.
+    held_out = people.images[np.isin(people.person_ids, verify)]
+    trained = {image.tobytes() for image in dataset.train_images}
+    assert not trained & {image.tobytes() for image in held_out}
+    assert dataset.class_names == tuple(people.names[p] for p in train)
+
+
+def test_people_dataset_with_every_image_in_training():
+    people = faces.People(np.zeros((12, 4, 4), np.uint8), np.repeat(np.arange(4), 3), tuple("abcd"))
+    dataset = people_dataset(people, np.array([3, 1]), test_per_person=0, seed=0)
+    assert dataset.train_labels.tolist() == [1, 1, 1, 0, 0, 0]
+    assert len(dataset.test_labels) == 0 and dataset.class_names == ("d", "b")
