@@ -1,0 +1,276 @@
+"""What a training run is made of: `RunConfig`, good defaults per (loss, dimension), the papers'
+presets, and the schedules (margin warm-up, learning rate) as pure functions of the step.
+
+Everything here is plain data: a RunConfig round-trips through JSON (`asdict` / `from_dict`),
+so it can be saved in a run file, sent on the command line and put in a URL.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import torch
+
+from marginlab.data import DATASETS
+from marginlab.heads import HEAD_LOSSES, HEAD_PARAMS, head_defaults
+
+# The head's hyper-parameters that a RunConfig carries (names as in heads.build_head).
+HEAD_FIELDS: tuple[str, ...] = (
+    "s",
+    "m1",
+    "m2",
+    "m3",
+    "sphere_m",
+    "lam",
+    "lambda_schedule",
+    "policy",
+    "center_lambda",
+    "center_alpha",
+    "bias",
+    "k",
+)
+# Fixed once a run exists: changing them means a new model (or new data), not a new step.
+STRUCTURAL_FIELDS: tuple[str, ...] = ("dataset", "loss", "dim", "seed", "device", "bias", "k")
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training run. Angles in radians; `lr` is Adam's (AdamW, decoupled weight decay).
+
+    Schedules, both functions of the step so a run resumes exactly:
+    - margin warm-up: m2, m3 and (m1 − 1) grow linearly from 0 to their values over the first
+      `margin_warmup_steps` steps (SphereFace's λ annealing is its own warm-up).
+    - learning rate: cosine from `lr` down to `lr · lr_min_factor` over `lr_decay_steps`, then
+      constant, so a live run can go on for ever at a small learning rate.
+    """
+
+    dataset: str = "mnist-toy"
+    loss: str = "arcface"
+    dim: int = 2
+    # --- the head (see heads.py; the margin names are those of margins.target_logit)
+    s: float = 16.0
+    m1: float = 1.0
+    m2: float = 0.2
+    m3: float = 0.0
+    sphere_m: int = 4
+    lam: float = 5.0
+    lambda_schedule: bool = True
+    policy: str = "fallback"
+    center_lambda: float = 0.0
+    center_alpha: float = 0.5
+    bias: bool = False
+    k: int = 3
+    # --- optimisation
+    lr: float = 1e-2
+    weight_decay: float = 5e-4
+    batch_size: int = 128
+    seed: int = 0
+    device: str = "auto"
+    margin_warmup_steps: int = 200
+    lr_decay_steps: int = 1500
+    lr_min_factor: float = 0.05
+    # --- snapshots
+    probe_size: int = 2000
+    snapshot_every: int = 25
+    history_size: int = 400
+    history_memory_mb: float = 64.0
+
+    def __post_init__(self) -> None:
+        validate_config(self)
+
+    def head_params(self) -> dict[str, Any]:
+        """The keyword arguments of heads.build_head for this config's loss."""
+        return {name: getattr(self, name) for name in HEAD_FIELDS}
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> RunConfig:
+        """A config from `to_dict()` output; unknown keys raise ValueError (no silent drops)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown RunConfig fields: {', '.join(unknown)}")
+        return cls(**dict(values))
+
+    def with_changes(self, **changes: Any) -> RunConfig:
+        return replace(self, **changes)
+
+
+def validate_config(config: RunConfig) -> None:
+    """ValueError with a one-line message for anything a run cannot be built from."""
+    if config.dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {', '.join(DATASETS)}")
+    if config.loss not in HEAD_LOSSES:
+        raise ValueError(f"unknown loss {config.loss!r}; choose one of {', '.join(HEAD_LOSSES)}")
+    if config.device not in DEVICES:
+        raise ValueError(f"unknown device {config.device!r}; choose one of {', '.join(DEVICES)}")
+    _whole("dim", config.dim, low=1)
+    _whole("batch_size", config.batch_size, low=2)  # BatchNorm needs two samples
+    _whole("seed", config.seed, low=0)
+    _whole("margin_warmup_steps", config.margin_warmup_steps, low=0)
+    _whole("lr_decay_steps", config.lr_decay_steps, low=0)
+    _whole("probe_size", config.probe_size, low=1)
+    _whole("snapshot_every", config.snapshot_every, low=1)
+    _whole("history_size", config.history_size, low=1)
+    _positive("lr", config.lr)
+    _positive("history_memory_mb", config.history_memory_mb)
+    if not (isinstance(config.weight_decay, int | float) and 0 <= config.weight_decay < 1):
+        raise ValueError(f"weight_decay must lie in [0, 1), got {config.weight_decay!r}")
+    if not (isinstance(config.lr_min_factor, int | float) and 0 <= config.lr_min_factor <= 1):
+        raise ValueError(f"lr_min_factor must lie in [0, 1], got {config.lr_min_factor!r}")
+    # The head validates its own numbers (s > 0, m2 in [0, π], ...) with readable messages.
+    from marginlab.heads import build_head
+
+    build_head(config.loss, config.dim, 2, **config.head_params())
+
+
+def _whole(name: str, value: object, *, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
+
+
+def _positive(name: str, value: object) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value <= 0:  # type: ignore[arg-type]
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+
+
+# ----- defaults ---------------------------------------------------------------------------
+# Margins per dimension, measured on mnist-toy (tests/test_training.py states the accuracies).
+# 2-D: ten classes share 36° each (LOSSES.md, "Settings for a 10-class toy"), so s = 16 and
+# ArcFace m = 0.2 (a 12° half-width per class), CosFace m = 0.1 (its largest feasible m is 0.19).
+# 3-D: ≈ 66° of room per class, so the margins can roughly double. Higher d: the papers' values.
+_MARGINS_BY_DIM: dict[str, dict[str, dict[str, Any]]] = {
+    "2": {
+        "normface": {"s": 16.0},
+        "sphereface-arccos": {"s": 16.0, "m1": 1.35},
+        "cosface": {"s": 16.0, "m3": 0.1},
+        "arcface": {"s": 16.0, "m2": 0.2},
+        "combined": {"s": 16.0, "m1": 1.0, "m2": 0.1, "m3": 0.05},
+        "subcenter-arcface": {"s": 16.0, "m2": 0.2},
+        "center": {"center_lambda": 0.01},
+    },
+    "3": {
+        "normface": {"s": 16.0},
+        "sphereface-arccos": {"s": 16.0, "m1": 1.5},
+        "cosface": {"s": 16.0, "m3": 0.25},
+        "arcface": {"s": 16.0, "m2": 0.4},
+        "combined": {"s": 16.0, "m1": 1.0, "m2": 0.2, "m3": 0.1},
+        "subcenter-arcface": {"s": 16.0, "m2": 0.4},
+        "center": {"center_lambda": 0.01},
+    },
+    "high": {
+        "normface": {"s": 30.0},
+        "sphereface-arccos": {"s": 30.0, "m1": 1.35},
+        "cosface": {"s": 30.0, "m3": 0.35},
+        "arcface": {"s": 30.0, "m2": 0.5},
+        "combined": {"s": 30.0, "m1": 1.0, "m2": 0.3, "m3": 0.2},
+        "subcenter-arcface": {"s": 30.0, "m2": 0.5},
+        "center": {"center_lambda": 0.01},
+    },
+}
+
+# The papers' settings (512-D faces): ArcFace and CosFace use s = 64; ArcFace m = 0.5 rad,
+# CosFace m = 0.35, the arccos SphereFace m1 = 1.35 (ArcFace paper, Table 2), combined CM1
+# (1, 0.3, 0.2), A-Softmax m = 4 with the official λ schedule, centre loss λ = 0.01 (the official
+# MNIST toy; the face model used 0.003). Applied without margin warm-up, as in the papers.
+_PAPER_PRESETS: dict[str, dict[str, Any]] = {
+    "softmax": {},
+    "normface": {"s": 64.0},
+    "sphereface": {"sphere_m": 4, "lambda_schedule": True},
+    "sphereface-arccos": {"s": 64.0, "m1": 1.35},
+    "cosface": {"s": 64.0, "m3": 0.35},
+    "arcface": {"s": 64.0, "m2": 0.5},
+    "combined": {"s": 64.0, "m1": 1.0, "m2": 0.3, "m3": 0.2},
+    "center": {"center_lambda": 0.01, "center_alpha": 0.5},
+    "subcenter-arcface": {"s": 64.0, "m2": 0.5, "k": 3},
+}
+
+
+def _dimension_key(dim: int) -> str:
+    return str(dim) if dim in (2, 3) else "high"
+
+
+def default_config(loss: str, dim: int, dataset: str = "mnist-toy", **changes: Any) -> RunConfig:
+    """Settings with which `loss` trains cleanly in `dim` dimensions (measured on mnist-toy).
+
+    Hyper-parameters the loss does not use keep neutral values (no margin), so a config
+    built for one loss never carries another's margin. `changes` override anything.
+    """
+    if loss not in HEAD_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(HEAD_LOSSES)}")
+    neutral = {"s": 16.0, "m1": 1.0, "m2": 0.0, "m3": 0.0, "center_lambda": 0.0}
+    base = {**neutral, **head_defaults(loss)}
+    base.update(_MARGINS_BY_DIM[_dimension_key(int(dim))].get(loss, {}))
+    values = {name: base[name] for name in HEAD_FIELDS if name in base}
+    return RunConfig(dataset=dataset, loss=loss, dim=dim, **{**values, **changes})
+
+
+def paper_preset(loss: str, dim: int = 2, dataset: str = "mnist-toy", **changes: Any) -> RunConfig:
+    """The papers' s and m for `loss` (see _PAPER_PRESETS), no margin warm-up.
+
+    Very hard in 2-D (ArcFace m = 0.5 leaves each of ten classes a 3.7° half-width); the run
+    may not converge, but the engine's guard keeps it free of NaN.
+    """
+    if loss not in HEAD_LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(HEAD_LOSSES)}")
+    preset = {**_PAPER_PRESETS[loss], "margin_warmup_steps": 0, **changes}
+    return default_config(loss, dim, dataset, **preset)
+
+
+# ----- schedules ---------------------------------------------------------------------------
+def margin_ramp(step: int, warmup_steps: int) -> float:
+    """Fraction of the margin in force at 0-based `step`: linear from 1/warmup up to 1."""
+    if warmup_steps <= 0:
+        return 1.0
+    return min(1.0, (step + 1) / warmup_steps)
+
+
+def ramped_margin(config: RunConfig, step: int) -> dict[str, float]:
+    """The margin parameters the head uses at `step` (warm-up applied; only margin names)."""
+    ramp = margin_ramp(step, config.margin_warmup_steps)
+    return {
+        "m1": 1.0 + (config.m1 - 1.0) * ramp,
+        "m2": config.m2 * ramp,
+        "m3": config.m3 * ramp,
+    }
+
+
+def learning_rate(config: RunConfig, step: int) -> float:
+    """Learning rate at 0-based `step`: cosine from lr to lr·lr_min_factor, then constant."""
+    if config.lr_decay_steps <= 0:
+        return config.lr
+    progress = min(1.0, step / config.lr_decay_steps)
+    floor = config.lr_min_factor
+    return config.lr * (floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """ "auto" → cuda, then mps, then cpu; an explicit name must be available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' is not available here; use --device auto or cpu")
+    if name == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("device 'mps' is not available here; use --device auto or cpu")
+    if name not in DEVICES:
+        raise ValueError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    return torch.device(name)
+
+
+def uses(loss: str, name: str) -> bool:
+    """Whether the head of `loss` uses hyper-parameter `name` (centre terms: every head)."""
+    return name in HEAD_PARAMS[loss] or name in ("center_lambda", "center_alpha")
