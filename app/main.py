@@ -3,6 +3,12 @@
 from pathlib import Path
 
 import streamlit as st
+import torch
+
+# One torch thread per server process: with several sessions sharing two cores this more than
+# doubled total throughput (../shared/reference/STREAMLIT.md), and small matrices get slower,
+# not faster, with a second thread waiting on a busy core.
+torch.set_num_threads(1)
 
 st.set_page_config(page_title="Hypersphere Margin Lab", page_icon="◯", layout="wide")
 
@@ -20,6 +26,8 @@ if not CONFIG_LINK.is_file() or CONFIG_LINK.stat().st_size < 100:
 navigation = st.navigation(
     [
         st.Page(PAGES / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
+        st.Page(PAGES / "compare.py", title="Compare", icon=":material/view_module:"),
+        st.Page(PAGES / "formulas.py", title="Formulas", icon=":material/function:"),
         st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
     ]
 )

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from marginlab.config import LabConfig, from_query, to_query
+from marginlab.config import LabConfig, from_query, run_config, to_query
 
 
 def test_defaults_round_trip_to_an_empty_query():
@@ -73,3 +73,22 @@ def test_repeated_values_take_the_last():
 
 def test_loss_lists_drop_duplicates_and_keep_order():
     assert from_query({"losses": "arcface, cosface,arcface"}).losses == ("arcface", "cosface")
+
+
+def test_run_config_uses_the_engines_defaults_for_unset_values():
+    from marginlab.training_config import default_config
+
+    assert run_config(LabConfig(loss="cosface", dim=3)) == default_config("cosface", 3)
+
+
+def test_run_config_applies_explicit_values_the_loss_uses():
+    config = LabConfig(loss="arcface", s=30.0, m2=0.35, m3=0.2, lr=0.003, seed=5, policy="easy")
+    run = run_config(config)
+    assert (run.s, run.m2, run.lr, run.seed, run.policy) == (30.0, 0.35, 0.003, 5, "easy")
+    assert run.m3 == 0.0  # ArcFace has no cosine margin, whatever the URL says
+
+
+def test_center_lambda_only_switches_center_loss_on_for_center():
+    config = LabConfig(center_lambda=0.5)
+    assert run_config(config, "arcface").center_lambda == 0.0
+    assert run_config(config, "center").center_lambda == 0.5

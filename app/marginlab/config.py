@@ -17,7 +17,9 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from marginlab.data import DATASETS
+from marginlab.heads import HEAD_PARAMS
 from marginlab.margins import POLICIES
+from marginlab.training_config import RunConfig, default_config
 
 PAGES: tuple[str, ...] = ("lab", "compare", "formulas", "phase-map", "lessons", "faces", "about")
 LAB_LOSSES: tuple[str, ...] = (
@@ -193,3 +195,25 @@ def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     return str(value)
+
+
+def tunable_params(loss: str) -> tuple[str, ...]:
+    """The hyper-parameters of `loss` the lab lets a user set (order: display order).
+
+    Center loss's λ and α belong to the "center" loss only: on the Compare page an explicit
+    center λ must not switch center loss on for every other head.
+    """
+    names = [name for name in HEAD_PARAMS[loss] if name not in ("bias", "k")]
+    if loss == "center":
+        names += ["center_lambda", "center_alpha"]
+    return tuple(names)
+
+
+def run_config(config: LabConfig, loss: str | None = None) -> RunConfig:
+    """The engine's RunConfig for the lab's setup: the loss's defaults for this dimension,
+    overridden by every value the user (or the URL) set explicitly that the loss uses."""
+    loss = loss or config.loss
+    names = (*tunable_params(loss), "lr")
+    explicit = {name: getattr(config, name) for name in names if getattr(config, name) is not None}
+    explicit["policy"] = config.policy
+    return default_config(loss, config.dim, config.dataset, seed=config.seed, **explicit)

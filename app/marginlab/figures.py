@@ -22,6 +22,7 @@ from marginlab.figures_curves import (
 )
 from marginlab.figures_export import (
     compare_views,
+    figure_html,
     figure_to_html,
     replay_figure,
     replay_html,
@@ -47,6 +48,7 @@ __all__ = [
     "class_colors",
     "compare_views",
     "compute_phase_map",
+    "figure_html",
     "figure_to_html",
     "history_columns",
     "margin_label",

@@ -134,10 +134,15 @@ def compare_views(
     return small_multiples(figures, titles, cols, title=title or f"{view} view, side by side")
 
 
+def figure_html(fig: go.Figure) -> str:
+    """A self-contained HTML page of `fig` (plotly.js embedded, no network needed to open it)."""
+    return fig.to_html(include_plotlyjs=True, full_html=True, config=HTML_CONFIG)
+
+
 def figure_to_html(fig: go.Figure, path: str | os.PathLike) -> Path:
-    """Write a self-contained HTML file (plotly.js embedded, no network needed to open it)."""
+    """Write `figure_html(fig)` to `path`."""
     path = Path(path)
-    fig.write_html(path, include_plotlyjs=True, full_html=True, config=HTML_CONFIG)
+    path.write_text(figure_html(fig), encoding="utf-8")
     return path
 
 

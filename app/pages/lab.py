@@ -1,13 +1,119 @@
-"""Lab: the live margin lab (work in progress: the dataset the lab trains on)."""
+"""Lab: one loss, trained live; every picture redrawn as s and m move."""
 
 import streamlit as st
 
-from marginlab.data import load_dataset
+from marginlab.config import run_config
+from marginlab.run_figures import (
+    angle_figure,
+    curves_figure,
+    embedding_figure,
+    logit_figure,
+    metrics_row,
+    raw_figure,
+)
+from marginlab.training import Run
+from ui.controls import (
+    LOSS_NAMES,
+    margin_controls,
+    presenter_toggle,
+    setup_controls,
+    training_controls,
+)
+from ui.exports import export_panel
+from ui.live import live_training, run_every, transport
+from ui.live_plot import live_plotly
+from ui.presenter import figure_height, presenter_css, styled
+from ui.state import current_config, show_url_notes, update_config
+
+SLOT = "lab"
+
+show_url_notes()
+config = current_config()
+wanted = run_config(config)
+with st.sidebar:
+    presenter = presenter_toggle()
+    setup_controls(config)
+    st.divider()
+    st.subheader(LOSS_NAMES[config.loss])
+    margin_controls(config, wanted.to_dict())
+    if not presenter:
+        training_controls(config, wanted.to_dict())
+presenter_css(presenter)
 
 st.title("Margin Lab")
-dataset = load_dataset("mnist-toy")
-st.caption(f"Data: {dataset.source}")
-st.write(
-    f"{len(dataset.train_images):,} training and {len(dataset.test_images):,} test images "
-    f"of {dataset.num_classes} classes, {dataset.image_shape[0]}×{dataset.image_shape[1]} pixels."
-)
+live = live_training(SLOT, [wanted], lambda configs: Run(configs[0]))
+if live is None:
+    if st.button("Use the shipped MNIST subset instead", type="primary"):
+        update_config(dataset="mnist-toy")
+        st.rerun()
+    st.stop()
+run = live.runs[0]
+if run.data.dataset.notice:
+    st.info(run.data.dataset.notice, icon=":material/info:")
+transport(live, SLOT, speed=config.speed)
+if live.error:
+    st.error(live.error, icon=":material/error:")
+
+params = {"loss": config.loss, **wanted.head_params()}
+names = run.data.dataset.class_names
+labels = run.data.probe_labels
+
+
+@st.fragment(run_every=run_every(live))
+def live_panel() -> None:
+    if live.playing:
+        live.advance(config.speed)
+        if not live.playing:  # stopped by an error: redraw the buttons
+            st.rerun(scope="app")
+    history = list(run.history) or [run.latest_snapshot()]
+    snap = history[-1]
+    if not live.playing and len(history) > 1:
+        index = st.slider(
+            "replay the history (snapshot at step)",
+            0,
+            len(history) - 1,
+            value=len(history) - 1,
+            format="%d",
+            key="lab_scrub",
+            help="Pick an earlier snapshot; the figures show it with the current s and m.",
+        )
+        snap = history[index]
+    row = metrics_row(snap)
+    cols = st.columns(5)
+    cols[0].metric("step", f"{row['step']:,}")
+    cols[1].metric("training loss", f"{row['training loss']:.3f}")
+    cols[2].metric("test accuracy", f"{row['test acc %']:.1f} %")
+    cols[3].metric("Intra / Inter", f"{row['Intra °']:.0f}° / {row['Inter °']:.0f}°")
+    cols[4].metric("measured margin", f"{row['measured margin ° (worst class)']:.1f}°")
+    if run.nan_seen:
+        st.warning(
+            f"{run.skipped_steps} step(s) had a non-finite loss and were skipped "
+            "(the weights are untouched). Try a smaller s or m.",
+            icon=":material/warning:",
+        )
+    height = figure_height(presenter)
+
+    def show(fig, key: str) -> None:
+        live_plotly(styled(fig, presenter), key=key, height=height)
+
+    left, right = st.columns(2)
+    with left:
+        show(embedding_figure(snap, labels, params, names=names), "lab_view")
+    with right:
+        show(logit_figure(snap, labels, params), "lab_logit")
+    left, right = st.columns(2)
+    with left:
+        raw = raw_figure(snap, labels, params, names=names)
+        if raw is not None:
+            show(raw, "lab_raw")
+        else:
+            st.caption("The raw feature view is drawn for 2-D embeddings.")
+    with right:
+        show(angle_figure(snap, labels, params), "lab_angles")
+    show(curves_figure(history), "lab_curves")
+    st.caption(f"Test accuracy and angles are measured on {run.probe_description}.")
+
+
+live_panel()
+if not presenter:
+    export_panel(SLOT, live, {config.loss: params}, names)

@@ -1,0 +1,109 @@
+"""The figures of one run at one snapshot, drawn with the hyper-parameters asked for NOW.
+
+The lab redraws these whenever s or m moves: the regions, bands and curves come from the
+snapshot's weights and the requested margin (not the warm-up's partial one), so a paused
+run shows at once what the new margin means for the current weights.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+
+from marginlab.angles import target_angles
+from marginlab.figures import (
+    circle_figure,
+    projection_figure,
+    raw_feature_figure,
+    sphere_figure,
+    target_logit_figure,
+    theta_histogram_figure,
+    training_curves_figure,
+)
+from marginlab.figures_style import margin_label, margin_of
+from marginlab.snapshots import Snapshot
+
+VIEWS: tuple[str, ...] = ("view", "raw", "target_logit", "theta_hist", "curves")
+
+
+def view_kwargs(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) -> dict:
+    """The keyword arguments the feature views take for this snapshot and these params."""
+    return {
+        "features": snap.features,
+        "labels": labels,
+        "weights": snap.weights,
+        "loss": params["loss"],
+        "s": float(params.get("s", 1.0)),
+        **margin_of(params),
+    }
+
+
+def embedding_figure(
+    snap: Snapshot,
+    labels: np.ndarray,
+    params: Mapping[str, Any],
+    *,
+    names: Sequence[str] | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Circle (2-D), sphere (3-D) or a labelled 3-D projection (more dimensions)."""
+    kwargs = view_kwargs(snap, labels, params)
+    dim = snap.features.shape[1]
+    if dim == 2:
+        return circle_figure(**kwargs, names=names, jitter=0.04, title=title)
+    if dim == 3:
+        return sphere_figure(**kwargs, names=names, title=title)
+    return projection_figure(snap.features, labels, snap.weights, names=names, title=title)
+
+
+def raw_figure(
+    snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any], *, names=None
+) -> go.Figure | None:
+    """The unnormalised feature plane (2-D runs only)."""
+    if snap.features.shape[1] != 2:
+        return None
+    return raw_feature_figure(**view_kwargs(snap, labels, params), names=names)
+
+
+def logit_figure(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) -> go.Figure:
+    """Target logit curve at the current parameters with the probe's θ_y histogram."""
+    spec = {"loss": params["loss"], **margin_of(params)}
+    spec["label"] = margin_label(params["loss"], params.get("s"), **margin_of(params))
+    theta_y = target_angles(snap.features, labels, snap.weights)
+    return target_logit_figure(spec, theta_y=theta_y)
+
+
+def angle_figure(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) -> go.Figure:
+    """Intra- vs inter-class angle histograms, requested margin vs measured."""
+    return theta_histogram_figure(
+        snap.features, labels, snap.weights, loss=params["loss"], **margin_of(params)
+    )
+
+
+def curves_figure(history: Sequence[Snapshot] | Mapping[str, Sequence[Snapshot]]) -> go.Figure:
+    """Loss, accuracy and Table-3 angles over the snapshot history (one run or several)."""
+    if isinstance(history, Mapping):
+        return training_curves_figure({k: [s.metrics() for s in v] for k, v in history.items()})
+    return training_curves_figure([s.metrics() for s in history])
+
+
+def metrics_row(snap: Snapshot) -> dict[str, float | int]:
+    """One row of the metrics table: accuracies in %, angles in degrees."""
+    margins = np.asarray(snap.margin_per_class, dtype=np.float64)
+    return {
+        "step": snap.step,
+        "training loss": round(float(snap.loss), 4),
+        "train acc %": round(100 * snap.train_acc, 1),
+        "test acc %": round(100 * snap.test_acc, 1),
+        "W-EC °": round(math.degrees(snap.stats["w_ec"]), 1),
+        "W-Inter °": round(math.degrees(snap.stats["w_inter"]), 1),
+        "Intra °": round(math.degrees(snap.stats["intra"]), 1),
+        "Inter °": round(math.degrees(snap.stats["inter"]), 1),
+        "measured margin ° (worst class)": round(math.degrees(float(margins.min())), 1)
+        if margins.size
+        else 0.0,
+    }

@@ -1,0 +1,119 @@
+"""Compare: up to six losses trained in lock-step — same batches, same initial weights."""
+
+import pandas as pd
+import streamlit as st
+
+from marginlab.config import LAB_LOSSES, MAX_COMPARE, run_config, tunable_params
+from marginlab.figures import target_logit_figure
+from marginlab.figures_style import margin_label, margin_of
+from marginlab.run_figures import curves_figure, embedding_figure, metrics_row
+from marginlab.training import LockstepComparison
+from ui.controls import (
+    LOSS_NAMES,
+    margin_controls,
+    presenter_toggle,
+    setup_controls,
+    training_controls,
+)
+from ui.exports import export_panel
+from ui.live import live_training, run_every, transport
+from ui.live_plot import live_plotly
+from ui.presenter import presenter_css, styled
+from ui.state import current_config, show_url_notes, update_config
+
+SLOT = "compare"
+COLUMNS = 3
+
+show_url_notes()
+config = current_config()
+with st.sidebar:
+    presenter = presenter_toggle()
+    chosen = st.multiselect(
+        "losses (up to six)",
+        options=list(LAB_LOSSES),
+        default=list(config.losses),
+        format_func=LOSS_NAMES.get,
+        max_selections=MAX_COMPARE,
+        key="compare_losses",
+    )
+    if chosen and tuple(chosen) != config.losses:
+        config = update_config(losses=tuple(chosen))
+    setup_controls(config, show_loss=False)
+    st.divider()
+    wanted = [run_config(config, loss) for loss in config.losses]
+    # The union of the chosen losses' sliders: s is shared, each margin has its own name.
+    # Each slider shows the value of the first chosen loss that uses it.
+    resolved: dict = {}
+    for run_wanted in wanted:
+        for name in tunable_params(run_wanted.loss):
+            resolved.setdefault(name, getattr(run_wanted, name))
+    margin_controls(config, resolved, names=tuple(resolved))
+    if not presenter:
+        training_controls(config, wanted[0].to_dict())
+presenter_css(presenter)
+
+st.title("Compare losses")
+st.caption(
+    "Every run sees the same batches in the same order and starts from the same backbone "
+    "weights (the hashes in the table prove it); one Play button drives them all."
+)
+live = live_training(SLOT, wanted, lambda configs: LockstepComparison(configs))
+if live is None:
+    if st.button("Use the shipped MNIST subset instead", type="primary"):
+        update_config(dataset="mnist-toy")
+        st.rerun()
+    st.stop()
+transport(live, SLOT, speed=config.speed)
+if live.error:
+    st.error(live.error, icon=":material/error:")
+runs = live.runs
+labels = runs[0].data.probe_labels
+names = runs[0].data.dataset.class_names
+params = {c.loss: {"loss": c.loss, **c.head_params()} for c in wanted}
+
+
+@st.fragment(run_every=run_every(live))
+def live_panel() -> None:
+    if live.playing:
+        live.advance(config.speed)
+        if not live.playing:
+            st.rerun(scope="app")
+    snaps = {run.config.loss: run.latest_snapshot() for run in runs}
+    table = pd.DataFrame(
+        [
+            {"loss": LOSS_NAMES[loss], **metrics_row(snap), "initial weights": run.init_hash[:12]}
+            for (loss, snap), run in zip(snaps.items(), runs, strict=True)
+        ]
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
+    for start in range(0, len(runs), COLUMNS):
+        columns = st.columns(COLUMNS)
+        for column, run in zip(columns, runs[start : start + COLUMNS], strict=False):
+            loss = run.config.loss
+            spec = params[loss]
+            title = margin_label(loss, spec.get("s"), **margin_of(spec))
+            fig = embedding_figure(snaps[loss], labels, spec, names=names, title=title)
+            fig.update_layout(showlegend=False)
+            with column:
+                live_plotly(
+                    styled(fig, presenter),
+                    key=f"compare_view_{loss}",
+                    height=380,
+                    camera_key="compare-sphere",
+                )
+    curves = [{**params[loss], "label": LOSS_NAMES[loss]} for loss in snaps]
+    left, right = st.columns(2)
+    with left:
+        live_plotly(
+            styled(target_logit_figure(curves, show_paper_curves=False), presenter),
+            key="compare_logits",
+            height=460,
+        )
+    with right:
+        history = {LOSS_NAMES[run.config.loss]: list(run.history) for run in runs}
+        live_plotly(styled(curves_figure(history), presenter), key="compare_curves", height=460)
+
+
+live_panel()
+if not presenter:
+    export_panel(SLOT, live, params, names)

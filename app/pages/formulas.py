@@ -1,0 +1,35 @@
+"""Formulas: the current loss in LaTeX with its numbers, and the pictures the formula makes."""
+
+import streamlit as st
+
+from marginlab.config import run_config
+from marginlab.figures import binary_boundary_figure, target_logit_figure, target_probability_figure
+from marginlab.figures_style import margin_of
+from marginlab.formulas import loss_formula
+from ui.controls import LOSS_NAMES, margin_controls
+from ui.state import current_config, show_url_notes
+
+show_url_notes()
+config = current_config()
+params = run_config(config).to_dict()
+
+with st.sidebar:
+    st.subheader(LOSS_NAMES[config.loss])
+    margin_controls(config, params)
+
+formula = loss_formula(config.loss, params)
+st.title(f"Formulas · {formula.name}")
+st.caption(f"From: {formula.paper}. Change the loss on the Lab page; the sliders are shared.")
+st.latex(formula.general)
+st.latex(formula.substituted)
+if formula.note:
+    st.info(formula.note)
+
+curve = {"loss": config.loss, **params, "label": LOSS_NAMES[config.loss]}
+st.plotly_chart(target_logit_figure(curve), key="formula_curve")
+left, right = st.columns(2)
+with left:
+    probability = target_probability_figure(config.loss, params["s"], **margin_of(params))
+    st.plotly_chart(probability, key="formula_probability")
+with right:
+    st.plotly_chart(binary_boundary_figure(), key="formula_boundaries")

@@ -1,0 +1,140 @@
+"""Live training in a Streamlit session: the session's trainer, Play/Pause/Step/Reset, the tick.
+
+A trainer (one Run, or a LockstepComparison) lives in st.session_state, so it outlives reruns
+and dies with the session. Nothing here starts a thread: the browser drives the training
+through a fragment that reruns every TICK_SECONDS while playing (../shared/reference/
+STREAMLIT.md: the only loop that kept sliders responsive), so closing the tab stops it.
+
+Streamlit may start a new script run while the previous one is still inside a training chunk
+(runner.fastReruns); two threads training one model at once corrupt autograd. Each trainer
+therefore has a lock that the tick takes without waiting: a busy tick simply skips training.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import streamlit as st
+
+from marginlab.data import DatasetUnavailable
+from marginlab.training import LockstepComparison, Run
+from marginlab.training_config import RunConfig
+
+TICK_SECONDS = 0.35  # time between live updates while playing
+STEP_BUDGET_SECONDS = 0.12  # training time per tick: keeps each tick under ~150 ms of compute
+STRUCTURAL = ("dataset", "loss", "dim", "seed", "device", "bias", "k")
+
+Trainer = Run | LockstepComparison
+
+
+@dataclass
+class LiveTraining:
+    """One session's trainer and its transport state (playing, last error)."""
+
+    identity: tuple
+    trainer: Trainer
+    playing: bool = False
+    error: str = ""
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def runs(self) -> list[Run]:
+        trainer = self.trainer
+        return list(trainer) if isinstance(trainer, LockstepComparison) else [trainer]
+
+    @property
+    def steps(self) -> int:
+        return self.runs[0].steps
+
+    def advance(self, max_steps: int, budget: float = STEP_BUDGET_SECONDS) -> bool:
+        """Train up to `max_steps` within `budget` seconds and snapshot; False if busy."""
+        if not self.lock.acquire(blocking=False):
+            return False
+        try:
+            self.trainer.step_for(budget, max_steps=max_steps)
+            for run in self.runs:
+                run.snapshot()
+        except Exception as error:  # shown in the page, never as a red traceback
+            self.playing = False
+            self.error = f"Training stopped at step {self.steps}: {error}"
+        finally:
+            self.lock.release()
+        return True
+
+    def apply(self, configs: list[RunConfig]) -> None:
+        """Bring the running hyper-parameters in line with `configs` (next step on)."""
+        with self.lock:
+            for run, wanted in zip(self.runs, configs, strict=True):
+                changes = _mutable_changes(run.config, wanted)
+                if changes:
+                    run.set_params(**changes)
+
+
+def _identity(configs: list[RunConfig]) -> tuple:
+    return tuple(tuple(getattr(c, name) for name in STRUCTURAL) for c in configs)
+
+
+def _mutable_changes(current: RunConfig, wanted: RunConfig) -> dict[str, Any]:
+    from marginlab.training import MUTABLE_FIELDS
+
+    return {
+        name: getattr(wanted, name)
+        for name in MUTABLE_FIELDS
+        if getattr(current, name) != getattr(wanted, name)
+    }
+
+
+def live_training(
+    slot: str, configs: list[RunConfig], build: Callable[[list[RunConfig]], Trainer]
+) -> LiveTraining | None:
+    """The session's trainer in `slot` for `configs`: a new one when the setup changed
+    (dataset, loss, dimension, seed), otherwise the old one with the new hyper-parameters.
+
+    Returns None (with a message on the page) when the data set cannot be had.
+    """
+    identity = _identity(configs)
+    live: LiveTraining | None = st.session_state.get(slot)
+    if live is None or live.identity != identity:
+        try:
+            with st.spinner("Preparing the data and the model…"):
+                live = LiveTraining(identity, build(configs))
+        except DatasetUnavailable as error:
+            st.warning(str(error), icon=":material/cloud_off:")
+            return None
+        st.session_state[slot] = live
+    else:
+        live.apply(configs)
+    return live
+
+
+def reset(slot: str) -> None:
+    st.session_state.pop(slot, None)
+
+
+def transport(live: LiveTraining, slot: str, *, speed: int) -> None:
+    """Play / Pause, Step, Reset buttons."""
+    play, step, reset_col, status = st.columns([1, 1, 1, 4])
+    if live.playing:
+        if play.button("Pause", icon=":material/pause:", width="stretch"):
+            live.playing = False
+            st.rerun()
+    elif play.button("Play", icon=":material/play_arrow:", type="primary", width="stretch"):
+        live.playing = True
+        live.error = ""
+        st.rerun()
+    if step.button("Step", icon=":material/skip_next:", width="stretch"):
+        live.playing = False
+        live.error = ""
+        live.advance(max_steps=speed, budget=10.0)
+    if reset_col.button("Reset", icon=":material/restart_alt:", width="stretch"):
+        reset(slot)
+        st.rerun()
+    status.caption(f"Device: {live.runs[0].device.type} · data: {live.runs[0].data.dataset.source}")
+
+
+def run_every(live: LiveTraining) -> float | None:
+    """The fragment's rerun interval: ticking while playing, still while paused."""
+    return TICK_SECONDS if live.playing else None

@@ -1,0 +1,45 @@
+"""The session's LabConfig, mirrored in the URL so a copied link reproduces the setup.
+
+The session state holds the truth; the URL follows it. The first page a session opens reads
+the URL once (a shared link), bad values fall back to defaults, and a note says so.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from marginlab.config import LabConfig, from_query, to_query
+
+_KEY = "lab_config"
+_NOTES_KEY = "lab_config_notes"
+
+
+def current_config() -> LabConfig:
+    """This session's configuration; read from the URL the first time."""
+    if _KEY not in st.session_state:
+        config = from_query(st.query_params.to_dict())
+        st.session_state[_NOTES_KEY] = config.notes
+        st.session_state[_KEY] = config.with_changes(notes=())
+    return st.session_state[_KEY]
+
+
+def set_config(config: LabConfig) -> None:
+    """Store `config` and mirror it in the address bar."""
+    st.session_state[_KEY] = config
+    query = to_query(config)
+    if st.query_params.to_dict() != query:
+        st.query_params.from_dict(query)
+
+
+def update_config(**changes: object) -> LabConfig:
+    config = current_config().with_changes(**changes)
+    set_config(config)
+    return config
+
+
+def show_url_notes() -> None:
+    """Say once which URL values were ignored (a shared link with a typo or worse)."""
+    current_config()  # the first call reads the URL and keeps its notes
+    notes = st.session_state.pop(_NOTES_KEY, ())
+    for note in notes:
+        st.info(note, icon=":material/link_off:")
