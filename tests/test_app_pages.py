@@ -158,3 +158,40 @@ def test_formulas_show_the_current_numbers():
     assert not at.exception
     latex = " ".join(block.value for block in at.latex)
     assert r"30\,\cos(\theta_y + 0.5)" in latex
+
+
+def test_save_then_load_a_run_restores_it():
+    at = page("pages/lab.py", {"loss": "cosface", "s": "20"})
+    {b.label: b for b in at.button}["Step"].click().run()
+    {b.label: b for b in at.button}["Prepare the run file"].click().run()
+    assert not at.exception
+    data = at.session_state["lab_run_file"]
+    assert len(data) > 10_000
+    # A fresh session (an ArcFace lab) uploads it.
+    other = page("pages/lab.py")
+    assert other.session_state["lab"].runs[0].config.loss == "arcface"
+    other.file_uploader(key="lab_upload").upload("run.pt", data).run()
+    other.run()
+    assert not other.exception
+    run = other.session_state["lab"].runs[0]
+    assert (run.config.loss, run.config.s, run.steps) == ("cosface", 20.0, 5)
+    assert other.session_state["lab_config"].loss == "cosface"
+    assert not other.error
+
+
+@pytest.mark.parametrize(
+    ("data", "words"),
+    [
+        (b"not a run file at all", "Could not load it"),
+        (b"PK\x03\x04" + b"\x00" * 100, "Could not load it"),
+        (b"\x00" * (50 * 1024 * 1024 + 1), "at most 50 MB"),
+    ],
+)
+def test_malformed_uploads_are_rejected_and_change_nothing(data, words):
+    at = page("pages/lab.py")
+    before = at.session_state["lab"]
+    at.file_uploader(key="lab_upload").upload("run.pt", data).run()
+    assert not at.exception
+    message = " ".join(e.value for e in at.error)
+    assert words in message and "Nothing changed" in message
+    assert at.session_state["lab"] is before

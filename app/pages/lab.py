@@ -19,7 +19,7 @@ from ui.controls import (
     setup_controls,
     training_controls,
 )
-from ui.exports import export_panel
+from ui.exports import export_panel, run_file_panel
 from ui.live import live_training, run_every, transport
 from ui.live_plot import live_plotly
 from ui.presenter import figure_height, presenter_css, styled
@@ -116,4 +116,5 @@ def live_panel() -> None:
 
 live_panel()
 if not presenter:
+    run_file_panel(SLOT, live)
     export_panel(SLOT, live, {config.loss: params}, names)

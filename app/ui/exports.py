@@ -1,18 +1,23 @@
-"""Export panel: the current figure as an offline HTML page and the run as an animated replay.
+"""Exports: figures as offline HTML pages, the run as an animated replay, and run files.
 
 PNG export is plotly's own camera button on every figure's toolbar.
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
 
+from marginlab.data import DatasetUnavailable
 from marginlab.figures import figure_html, replay_html
 from marginlab.run_figures import embedding_figure
-from ui.live import LiveTraining
+from marginlab.runs import RunFileError, load_comparison, load_run, save_comparison, save_run
+from marginlab.training import LockstepComparison
+from ui.live import LiveTraining, adopt
 
 MAX_REPLAY_FRAMES = 60
 
@@ -61,3 +66,70 @@ def _build_exports(
             frames = [snap.frame(labels) for snap in history[-MAX_REPLAY_FRAMES:]]
             exports[f"{name} replay (HTML)"] = replay_html(frames, names=names).encode()
     return exports
+
+
+MAX_RUN_FILE_BYTES = 50 * 1024 * 1024  # as server.maxUploadSize in streamlit_config.toml
+
+
+def run_file_panel(slot: str, live: LiveTraining) -> None:
+    """Save the session's run (or comparison) to one file; load one back, safely.
+
+    Files are read with torch.load(weights_only=True) by marginlab.runs: nothing is
+    unpickled. A corrupt, foreign or oversized upload gives a message and changes nothing.
+    """
+    comparison = isinstance(live.trainer, LockstepComparison)
+    with st.expander("Save or load the run", icon=":material/save:"):
+        if st.button("Prepare the run file", key=f"{slot}_prepare_save"):
+            with live.lock, tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / "run.pt"
+                (save_comparison if comparison else save_run)(live.trainer, path)
+                st.session_state[f"{slot}_run_file"] = path.read_bytes()
+        data = st.session_state.get(f"{slot}_run_file")
+        if data:
+            st.download_button(
+                f"Download ({len(data) / 1e6:.1f} MB)",
+                data=data,
+                file_name=f"marginlab-{slot}-step{live.steps}.pt",
+                mime="application/octet-stream",
+                key=f"{slot}_download_run",
+            )
+        upload = st.file_uploader(
+            "Load a saved run",
+            type=["pt"],
+            key=f"{slot}_upload",
+            on_change=_forget_notice,
+            args=(slot,),
+        )
+        if upload is not None and st.session_state.get(f"{slot}_loaded") != upload.file_id:
+            message = load_upload(slot, upload.getvalue(), comparison=comparison)
+            st.session_state[f"{slot}_loaded"] = upload.file_id
+            st.session_state[f"{slot}_load_message"] = message
+            if message is None:
+                st.rerun()
+        message = st.session_state.get(f"{slot}_load_message")
+        if message:
+            st.error(message, icon=":material/error:")
+
+
+def _forget_notice(slot: str) -> None:
+    st.session_state.pop(f"{slot}_load_message", None)
+
+
+def load_upload(slot: str, data: bytes, *, comparison: bool) -> str | None:
+    """Replace the session's trainer by the uploaded one; an error message, or None if done."""
+    if len(data) > MAX_RUN_FILE_BYTES:
+        return (
+            f"That file is {len(data) / 1e6:.0f} MB; run files are at most 50 MB. Nothing changed."
+        )
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "upload.pt"
+        path.write_bytes(data)
+        try:
+            trainer = load_comparison(path) if comparison else load_run(path)
+        except RunFileError as error:
+            detail = str(error).replace(str(path), "the file")
+            return f"Could not load it: {detail}. Nothing changed."
+        except DatasetUnavailable as error:
+            return f"Could not load it: {error}. Nothing changed."
+    adopt(slot, trainer)
+    return None

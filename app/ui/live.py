@@ -19,9 +19,11 @@ from typing import Any
 
 import streamlit as st
 
+from marginlab.config import tunable_params
 from marginlab.data import DatasetUnavailable
 from marginlab.training import LockstepComparison, Run
 from marginlab.training_config import RunConfig
+from ui.state import update_config
 
 TICK_SECONDS = 0.35  # time between live updates while playing
 STEP_BUDGET_SECONDS = 0.12  # training time per tick: keeps each tick under ~150 ms of compute
@@ -42,8 +44,7 @@ class LiveTraining:
 
     @property
     def runs(self) -> list[Run]:
-        trainer = self.trainer
-        return list(trainer) if isinstance(trainer, LockstepComparison) else [trainer]
+        return _runs(self.trainer)
 
     @property
     def steps(self) -> int:
@@ -138,3 +139,30 @@ def transport(live: LiveTraining, slot: str, *, speed: int) -> None:
 def run_every(live: LiveTraining) -> float | None:
     """The fragment's rerun interval: ticking while playing, still while paused."""
     return TICK_SECONDS if live.playing else None
+
+
+def adopt(slot: str, trainer: Trainer) -> None:
+    """Make a loaded trainer the session's, and the lab's settings match it (and the URL)."""
+    live = LiveTraining(_identity([run.config for run in _runs(trainer)]), trainer)
+    st.session_state[slot] = live
+    configs = [run.config for run in live.runs]
+    first = configs[0]
+    changes: dict[str, Any] = {
+        "dataset": first.dataset,
+        "dim": first.dim,
+        "seed": first.seed,
+        "policy": first.policy,
+        "lr": first.lr,
+    }
+    if isinstance(trainer, LockstepComparison):
+        changes["losses"] = tuple(config.loss for config in configs)
+    else:
+        changes["loss"] = first.loss
+    for config in configs:
+        for name in tunable_params(config.loss):
+            changes.setdefault(name, getattr(config, name))
+    update_config(**changes)
+
+
+def _runs(trainer: Trainer) -> list[Run]:
+    return list(trainer) if isinstance(trainer, LockstepComparison) else [trainer]
