@@ -28,6 +28,7 @@ navigation = st.navigation(
         st.Page(PAGES / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
         st.Page(PAGES / "compare.py", title="Compare", icon=":material/view_module:"),
         st.Page(PAGES / "formulas.py", title="Formulas", icon=":material/function:"),
+        st.Page(PAGES / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
         st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
     ]
 )

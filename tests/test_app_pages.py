@@ -27,7 +27,15 @@ def live_figures(at: AppTest) -> dict[str, dict]:
 
 
 @pytest.mark.parametrize(
-    "name", ["main.py", "pages/lab.py", "pages/compare.py", "pages/formulas.py", "pages/about.py"]
+    "name",
+    [
+        "main.py",
+        "pages/lab.py",
+        "pages/compare.py",
+        "pages/formulas.py",
+        "pages/phase_map.py",
+        "pages/about.py",
+    ],
 )
 def test_page_renders_without_exception(name):
     at = page(name)
