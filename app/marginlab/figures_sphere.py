@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 from marginlab.angles import normalize_rows
 from marginlab.figures_style import (
     BAND_GREY,
+    CLASS_LEGEND,
     MISCLASSIFIED,
     angular_margin,
     base_layout,
@@ -165,7 +166,7 @@ def _sphere_layout(title: str, subtitle: str, axis_prefix: str = "x̂") -> dict:
             "uirevision": "marginlab-sphere",  # the user's camera survives updates
             "camera": {"eye": {"x": 1.35, "y": 1.35, "z": 0.9}},
         },
-        legend={"itemsizing": "constant", "title": {"text": "Classes"}},
+        legend=CLASS_LEGEND,
         margin={"l": 0, "r": 0, "t": 80, "b": 0},
     )
 

@@ -134,6 +134,17 @@ def discrete_colorscale(colors: Sequence[str]) -> list[list]:
     return scale
 
 
+# Class legend under the plot, in rows: an equal-aspect circle or sphere keeps the width.
+CLASS_LEGEND: dict = {
+    "itemsizing": "constant",
+    "title": {"text": "Classes"},
+    "orientation": "h",
+    "yanchor": "top",
+    "y": -0.14,
+    "x": 0.0,
+}
+
+
 def base_layout(title: str, subtitle: str | None = None, **extra) -> dict:
     """Layout shared by all figures: title (+ subtitle), white template, constant uirevision."""
     layout: dict = {

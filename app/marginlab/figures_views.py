@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from marginlab.angles import normalize_rows
 from marginlab.figures_style import (
     BAND_GREY,
+    CLASS_LEGEND,
     MISCLASSIFIED,
     base_layout,
     class_colors,
@@ -239,7 +240,7 @@ def circle_figure(
             "scaleanchor": "x",
             "scaleratio": 1,
         },
-        legend={"itemsizing": "constant", "title": {"text": "Classes"}},
+        legend=CLASS_LEGEND,
     )
     return fast_figure(traces, layout)
 
@@ -364,6 +365,6 @@ def raw_feature_figure(
         subtitle,
         xaxis={**axis, "title": {"text": "feature x₁ (raw)"}},
         yaxis={**axis, "title": {"text": "feature x₂ (raw)"}, "scaleanchor": "x", "scaleratio": 1},
-        legend={"itemsizing": "constant", "title": {"text": "Classes"}},
+        legend=CLASS_LEGEND,
     )
     return fast_figure(traces, layout)

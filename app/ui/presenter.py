@@ -35,4 +35,4 @@ def styled(fig: go.Figure, presenter: bool) -> go.Figure:
 
 
 def figure_height(presenter: bool) -> int:
-    return 620 if presenter else 480
+    return 640 if presenter else 540
