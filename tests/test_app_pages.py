@@ -203,3 +203,16 @@ def test_malformed_uploads_are_rejected_and_change_nothing(data, words):
     message = " ".join(e.value for e in at.error)
     assert words in message and "Nothing changed" in message
     assert at.session_state["lab"] is before
+
+
+def test_a_missing_gpu_in_the_url_falls_back_to_auto():
+    at = page("pages/lab.py", {"device": "cuda"} if not _has_cuda() else {"device": "mps"})
+    assert not at.exception
+    assert at.session_state["lab"].runs[0].config.device == "auto"
+    assert any("no " in info.value and "device" in info.value for info in at.info)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -19,7 +19,7 @@ from typing import Any
 from marginlab.data import DATASETS
 from marginlab.heads import HEAD_PARAMS
 from marginlab.margins import POLICIES
-from marginlab.training_config import RunConfig, default_config
+from marginlab.training_config import DEVICES, RunConfig, default_config
 
 PAGES: tuple[str, ...] = ("lab", "compare", "formulas", "phase-map", "lessons", "faces", "about")
 LAB_LOSSES: tuple[str, ...] = (
@@ -66,6 +66,7 @@ class LabConfig:
     speed: int = 5
     presenter: bool = False
     lesson: str = ""
+    device: str = "auto"
     notes: tuple[str, ...] = field(default=(), compare=False)
 
     def with_changes(self, **changes: Any) -> LabConfig:
@@ -148,6 +149,7 @@ PARSERS: dict[str, Callable[[str], Any]] = {
     "speed": _integer(1, 50),
     "presenter": _boolean,
     "lesson": _lesson_id,
+    "device": _choice(DEVICES),
 }
 MAX_QUERY_VALUE = 200
 
@@ -216,4 +218,6 @@ def run_config(config: LabConfig, loss: str | None = None) -> RunConfig:
     names = (*tunable_params(loss), "lr")
     explicit = {name: getattr(config, name) for name in names if getattr(config, name) is not None}
     explicit["policy"] = config.policy
-    return default_config(loss, config.dim, config.dataset, seed=config.seed, **explicit)
+    return default_config(
+        loss, config.dim, config.dataset, seed=config.seed, device=config.device, **explicit
+    )

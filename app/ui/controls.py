@@ -18,6 +18,7 @@ import streamlit as st
 from marginlab.config import LAB_LOSSES, LabConfig, tunable_params
 from marginlab.data import DATASETS
 from marginlab.margins import POLICIES
+from marginlab.training_config import pick_device
 from ui.state import current_config, update_config
 
 LOSS_NAMES = {
@@ -160,6 +161,15 @@ def setup_controls(config: LabConfig, *, show_loss: bool = True, where: Any = st
         on_change=_write_back("dim", int),
         horizontal=True,
     )
+    devices = available_devices()
+    if len(devices) > 1:
+        where.selectbox(
+            "device",
+            options=["auto", *devices],
+            key=_prepare("device", config.device if config.device in devices else "auto"),
+            on_change=_write_back("device"),
+            help="auto: CUDA, then Apple's MPS, then the CPU.",
+        )
     where.number_input(
         "seed",
         min_value=0,
@@ -168,6 +178,18 @@ def setup_controls(config: LabConfig, *, show_loss: bool = True, where: Any = st
         key=_prepare("seed", config.seed),
         on_change=_write_back("seed", int),
     )
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can train on (the CPU always)."""
+    devices = ["cpu"]
+    for name in ("cuda", "mps"):
+        try:
+            pick_device(name)
+        except ValueError:
+            continue
+        devices.append(name)
+    return devices
 
 
 def training_controls(config: LabConfig, resolved: dict[str, Any], *, where: Any = st) -> None:

@@ -43,3 +43,10 @@ def show_url_notes() -> None:
     notes = st.session_state.pop(_NOTES_KEY, ())
     for note in notes:
         st.info(note, icon=":material/link_off:")
+    config = current_config()
+    if config.device != "auto":
+        from ui.controls import available_devices
+
+        if config.device not in available_devices():
+            st.info(f"This machine has no {config.device} device: training on the CPU instead.")
+            update_config(device="auto")
