@@ -5,6 +5,8 @@ from pathlib import Path
 import streamlit as st
 import torch
 
+from ui.state import route_once
+
 # One torch thread per server process: with several sessions sharing two cores this more than
 # doubled total throughput (../shared/reference/STREAMLIT.md), and small matrices get slower,
 # not faster, with a second thread waiting on a busy core.
@@ -23,13 +25,15 @@ if not CONFIG_LINK.is_file() or CONFIG_LINK.stat().st_size < 100:
         "to app/.streamlit/config.toml to get the classroom theme and offline settings."
     )
 
-navigation = st.navigation(
-    [
-        st.Page(PAGES / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
-        st.Page(PAGES / "compare.py", title="Compare", icon=":material/view_module:"),
-        st.Page(PAGES / "formulas.py", title="Formulas", icon=":material/function:"),
-        st.Page(PAGES / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
-        st.Page(PAGES / "about.py", title="About", icon=":material/info:", url_path="about"),
-    ]
-)
+# Keyed by LabConfig.page: a shared link such as /?page=compare&losses=... opens that page.
+PAGE_LIST = {
+    "lab": st.Page(PAGES / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
+    "compare": st.Page(PAGES / "compare.py", title="Compare", icon=":material/view_module:"),
+    "formulas": st.Page(PAGES / "formulas.py", title="Formulas", icon=":material/function:"),
+    "phase-map": st.Page(PAGES / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
+    "about": st.Page(PAGES / "about.py", title="About", icon=":material/info:"),
+}
+
+navigation = st.navigation(list(PAGE_LIST.values()))
+route_once(navigation, PAGE_LIST)
 navigation.run()

@@ -216,3 +216,9 @@ def _has_cuda() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def test_a_link_naming_a_page_opens_it():
+    at = page("main.py", {"page": "formulas", "loss": "cosface"})
+    assert not at.exception
+    assert any("CosFace" in title.value for title in at.title)

@@ -19,13 +19,12 @@ from ui.exports import export_panel, run_file_panel
 from ui.live import live_training, run_every, transport
 from ui.live_plot import live_plotly
 from ui.presenter import presenter_css, styled
-from ui.state import current_config, show_url_notes, update_config
+from ui.state import page_setup, update_config
 
 SLOT = "compare"
 COLUMNS = 3
 
-show_url_notes()
-config = current_config()
+config = page_setup("compare")
 with st.sidebar:
     presenter = presenter_toggle()
     chosen = st.multiselect(

@@ -7,10 +7,9 @@ from marginlab.figures import binary_boundary_figure, target_logit_figure, targe
 from marginlab.figures_style import margin_of
 from marginlab.formulas import loss_formula
 from ui.controls import LOSS_NAMES, margin_controls
-from ui.state import current_config, show_url_notes
+from ui.state import page_setup
 
-show_url_notes()
-config = current_config()
+config = page_setup("formulas")
 params = run_config(config).to_dict()
 
 with st.sidebar:

@@ -5,10 +5,9 @@ import streamlit as st
 from marginlab.figures import phase_map_figure
 from marginlab.phase_map import DEFAULT_M, DEFAULT_S, MARGIN_OF_LOSS, phase_map
 from ui.controls import LOSS_NAMES
-from ui.state import current_config, show_url_notes
+from ui.state import page_setup
 
-show_url_notes()
-config = current_config()
+config = page_setup("phase-map")
 st.title("Phase map of s and m")
 st.caption(
     "Each cell trains a fresh model for a few steps with that scale s and margin m, then "

@@ -6,12 +6,16 @@ the URL once (a shared link), bad values fall back to defaults, and a note says 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import streamlit as st
 
 from marginlab.config import LabConfig, from_query, to_query
 
 _KEY = "lab_config"
 _NOTES_KEY = "lab_config_notes"
+_ROUTED_KEY = "lab_page_routed"
 
 
 def current_config() -> LabConfig:
@@ -50,3 +54,31 @@ def show_url_notes() -> None:
         if config.device not in available_devices():
             st.info(f"This machine has no {config.device} device: training on the CPU instead.")
             update_config(device="auto")
+
+
+def page_setup(page: str) -> LabConfig:
+    """Every page's first call: URL notes, the page in the config, the URL in sync.
+
+    Streamlit's page navigation drops the query string, so each page writes the session's
+    configuration back into the address bar: whatever page a teacher copies the link from,
+    it reproduces the setup.
+    """
+    show_url_notes()
+    config = current_config()
+    if config.page != page:
+        config = config.with_changes(page=page)
+    set_config(config)
+    return config
+
+
+def route_once(current: Any, pages: Mapping[str, Any]) -> None:
+    """On a session's first run, go to the page its link names (`?page=...`).
+
+    The link's query is read into the session first, because switching pages drops it.
+    """
+    if st.session_state.get(_ROUTED_KEY):
+        return
+    st.session_state[_ROUTED_KEY] = True
+    wanted = pages.get(current_config().page)
+    if wanted is not None and wanted.url_path != current.url_path:
+        st.switch_page(wanted)
