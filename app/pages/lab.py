@@ -1,5 +1,6 @@
 """Lab: one loss, trained live; every picture redrawn as s and m move."""
 
+import pandas as pd
 import streamlit as st
 
 from marginlab.config import run_config
@@ -110,7 +111,13 @@ def live_panel() -> None:
     with right:
         show(angle_figure(snap, labels, params), "lab_angles")
     show(curves_figure(history), "lab_curves")
-    st.caption(f"Test accuracy and angles are measured on {run.probe_description}.")
+    st.markdown("**Angle statistics** (ArcFace paper, Table 3) and the measured margin")
+    st.dataframe(pd.DataFrame([row]), hide_index=True, width="stretch")
+    st.caption(
+        f"Test accuracy and angles are measured on {run.probe_description}. W-EC: weight to "
+        "its class's feature centre; W-Inter: weight to the nearest other weight; Intra: "
+        "feature to its class centre; Inter: between nearest class centres."
+    )
 
 
 live_panel()
