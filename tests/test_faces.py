@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from marginlab import faces
+from marginlab.backbones import state_hash
 from marginlab.faces import augment_batch, downsample, olivetti_faces, people_dataset
 from marginlab.verification import split_identities
 
@@ -104,3 +107,74 @@ def test_people_dataset_with_every_image_in_training():
     dataset = people_dataset(people, np.array([3, 1]), test_per_person=0, seed=0)
     assert dataset.train_labels.tolist() == [1, 1, 1, 0, 0, 0]
     assert len(dataset.test_labels) == 0 and dataset.class_names == ("d", "b")
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def test_closed_set_config_eight_people(shared_data_dir):
+    setup = faces.closed_set_config(
+        ("softmax", "arcface"), dim=2, seed=1, data_home=shared_data_dir, download=False
+    )
+    dataset = setup.dataset
+    assert dataset.num_classes == 8 and dataset.image_shape == (32, 32)
+    assert np.bincount(dataset.train_labels).tolist() == [8] * 8
+    assert np.bincount(dataset.test_labels).tolist() == [2] * 8
+    assert [c.loss for c in setup.configs] == ["softmax", "arcface"]
+    assert all(c.dim == 2 and c.batch_size == 32 and c.seed == 1 for c in setup.configs)
+    comparison = setup.comparison("cpu")
+    comparison.step(2)
+    assert comparison.steps == 2
+    assert len(set(comparison.init_hashes.values())) == 1
+    three_d = faces.closed_set_config(
+        ("cosface",), k=5, dim=3, s=20.0, data_home=shared_data_dir, download=False
+    )
+    assert three_d.dataset.num_classes == 5 and three_d.configs[0].s == 20.0
+    with pytest.raises(ValueError, match="k must"):
+        faces.closed_set_config(k=41, data_home=shared_data_dir, download=False)
+
+
+def test_augmented_runs_stay_in_lockstep(shared_data_dir):
+    """Two identical configs with augmentation plugged in see identical augmented batches, so
+    they end with identical weights; eval mode (embedding) is not augmented."""
+    setup = faces.closed_set_config(
+        ("arcface", "arcface"), k=4, dim=3, data_home=shared_data_dir, download=False
+    )
+    comparison = setup.comparison("cpu")
+    faces.plug_augmentation(comparison, seed=0)
+    first, second = comparison
+    before = state_hash(first.backbone)
+    comparison.step(3)
+    assert first.steps == 3 and state_hash(first.backbone) == state_hash(second.backbone)
+    assert state_hash(first.backbone) != before  # it did train
+    images = np.array(setup.dataset.test_images)
+    np.testing.assert_array_equal(first.embed(images), first.embed(images))
+
+
+def test_short_open_set_run(shared_data_dir):
+    seen = []
+    reports = faces.run_open_set(
+        ("softmax", "arcface"),
+        steps=4,
+        dim=8,
+        seed=0,
+        batch_size=32,
+        data_home=shared_data_dir,
+        download=False,
+        device="cpu",
+        progress=lambda fraction, text: seen.append(fraction),
+    )
+    assert list(reports) == ["softmax", "arcface"]
+    for report in reports.values():
+        assert 0.0 <= report.auc <= 1.0 and 0.0 <= report.eer <= 1.0
+        assert np.isfinite(report.similarities).all()
+        assert report.n_positive == 10 * 45 and report.n_negative == 450  # 10 held-out people
+        assert set(report.meta["train_people"]).isdisjoint(report.meta["verify_people"])
+        assert report.meta["steps"] == 4
+        data = report.to_json_dict()
+        assert json.loads(json.dumps(data, allow_nan=False)) == data
+    # The same pairs for every loss: a paired comparison.
+    softmax, arcface = reports.values()
+    assert np.array_equal(softmax.first, arcface.first)
+    assert np.array_equal(softmax.same, arcface.same)
+    assert seen == sorted(seen) and seen[-1] == 1.0
