@@ -31,6 +31,9 @@ PAGE_LIST = {
     "compare": st.Page(PAGES / "compare.py", title="Compare", icon=":material/view_module:"),
     "formulas": st.Page(PAGES / "formulas.py", title="Formulas", icon=":material/function:"),
     "phase-map": st.Page(PAGES / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
+    "lessons": st.Page(
+        PAGES / "lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"
+    ),
     "about": st.Page(PAGES / "about.py", title="About", icon=":material/info:"),
 }
 

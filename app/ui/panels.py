@@ -1,0 +1,183 @@
+"""Figure panels by name, for one run or a lock-step comparison, and a fast-forward button.
+
+A lesson lists its figures by name ("view", "raw", "target_logit", "theta_hist", "curves",
+"boundary", "probability": marginlab.lessons.FIGURES); `show_figures` draws them for whatever the
+session trains, with the hyper-parameters asked for now (so a slider redraws at once). Pages
+other than Lessons can use it too: the names are the Lab's figures plus two of the Formulas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from marginlab.figures import (
+    binary_boundary_figure,
+    target_logit_figure,
+    target_probability_figure,
+)
+from marginlab.figures_style import margin_label, margin_of
+from marginlab.run_figures import (
+    angle_figure,
+    curves_figure,
+    embedding_figure,
+    logit_figure,
+    metrics_row,
+    raw_figure,
+)
+from marginlab.snapshots import Snapshot
+from marginlab.training import Run
+from ui.controls import LOSS_NAMES
+from ui.live import LiveTraining
+from ui.live_plot import live_plotly
+from ui.presenter import figure_height, styled
+
+FIGURE_CAPTIONS = {
+    "view": "Features on the unit circle (2-D) or sphere (3-D); grey: the margin bands.",
+    "raw": "Raw features before normalisation (2-D only).",
+    "target_logit": "Target logit ψ(θ) against θ, with the θ_y histogram of the probe images.",
+    "theta_hist": "Angle to the own class weight vs the nearest other weight.",
+    "curves": "Training curves.",
+    "boundary": "Two classes in the (θ₁, θ₂) plane: who wins, and the grey margin between.",
+    "probability": "Probability of the right class as θ_y grows.",
+}
+# Figures drawn once for all runs of a comparison; the others get one panel per run.
+SHARED = ("target_logit", "boundary", "curves")
+
+
+def run_params(run: Run) -> dict[str, Any]:
+    """The loss and head parameters the run is ASKED to use (not the warm-up's partial margin)."""
+    return {"loss": run.config.loss, **run.config.head_params()}
+
+
+def _spec(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A target-logit / boundary curve spec with its label."""
+    label = margin_label(params["loss"], params.get("s"), **margin_of(params))
+    return {"loss": params["loss"], **margin_of(params), "label": label}
+
+
+def run_figure(
+    name: str, run: Run, snap: Snapshot, *, names: Sequence[str] | None = None
+) -> go.Figure | None:
+    """Figure `name` of one run at snapshot `snap`; None where it does not apply (raw in 3-D)."""
+    params = run_params(run)
+    labels = run.data.probe_labels
+    if name == "view":
+        return embedding_figure(snap, labels, params, names=names)
+    if name == "raw":
+        return raw_figure(snap, labels, params, names=names)
+    if name == "target_logit":
+        return logit_figure(snap, labels, params)
+    if name == "theta_hist":
+        return angle_figure(snap, labels, params)
+    if name == "curves":
+        return curves_figure(list(run.history) or [snap])
+    if name == "boundary":
+        return binary_boundary_figure([_spec(params)])
+    if name == "probability":
+        return target_probability_figure(
+            params["loss"], float(params["s"]), n_classes=run.data.num_classes, **margin_of(params)
+        )
+    raise ValueError(f"unknown figure {name!r}")
+
+
+def comparison_figure(name: str, runs: Sequence[Run]) -> go.Figure:
+    """Figure `name` for several runs at once (only the SHARED names)."""
+    params = [run_params(run) for run in runs]
+    if name == "target_logit":
+        # The paper's curves stay in, thin and dotted: lesson texts quote their values.
+        return target_logit_figure([_spec(p) for p in params])
+    if name == "boundary":
+        return binary_boundary_figure([_spec(p) for p in params])
+    if name == "curves":
+        return curves_figure({LOSS_NAMES[run.config.loss]: list(run.history) for run in runs})
+    raise ValueError(f"figure {name!r} is drawn per run, not for a comparison")
+
+
+def metrics_strip(run: Run, snap: Snapshot) -> None:
+    """Step, loss, accuracy, angles and measured margin of one run, and a NaN-guard note."""
+    row = metrics_row(snap)
+    cols = st.columns(4)
+    cols[0].metric("step", f"{row['step']:,}")
+    cols[1].metric("training loss", f"{row['training loss']:.3f}")
+    cols[2].metric("test accuracy", f"{row['test acc %']:.1f} %")
+    cols[3].metric("measured margin", f"{row['measured margin ° (worst class)']:.1f}°")
+    if run.nan_seen:
+        st.warning(
+            f"{run.skipped_steps} step(s) had a non-finite loss and were skipped "
+            "(the weights are untouched). Try a smaller s or m.",
+            icon=":material/warning:",
+        )
+
+
+def metrics_table(runs: Sequence[Run]) -> None:
+    """One row per run of a comparison."""
+    rows = [
+        {"loss": LOSS_NAMES[run.config.loss], **metrics_row(run.latest_snapshot())} for run in runs
+    ]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    skipped = {LOSS_NAMES[run.config.loss]: run.skipped_steps for run in runs if run.nan_seen}
+    if skipped:
+        st.warning(
+            "Steps skipped for a non-finite loss: "
+            + ", ".join(f"{name} {count}" for name, count in skipped.items()),
+            icon=":material/warning:",
+        )
+
+
+def show_figures(
+    figures: Sequence[str],
+    runs: Sequence[Run],
+    *,
+    key: str,
+    presenter: bool = False,
+    names: Sequence[str] | None = None,
+    columns: int = 2,
+) -> None:
+    """Draw each named figure: one panel for a single run, shared or per-run panels for a
+    comparison. Keys are `key` + figure name (+ loss), so live_plotly keeps each view's camera."""
+    height = figure_height(presenter)
+    for name in figures:
+        st.caption(FIGURE_CAPTIONS.get(name, name))
+        if len(runs) > 1 and name in SHARED:
+            fig = comparison_figure(name, runs)
+            live_plotly(styled(fig, presenter), key=f"{key}_{name}", height=height)
+            continue
+        grid = st.columns(min(columns, len(runs))) if len(runs) > 1 else [st.container()]
+        for index, run in enumerate(runs):
+            with grid[index % len(grid)]:
+                fig = run_figure(name, run, run.latest_snapshot(), names=names)
+                if fig is None:
+                    st.caption("This view is drawn for 2-D embeddings only.")
+                    continue
+                if len(runs) > 1:
+                    fig.update_layout(title=LOSS_NAMES[run.config.loss], showlegend=False)
+                live_plotly(
+                    styled(fig, presenter),
+                    key=f"{key}_{name}_{run.config.loss}",
+                    height=height if len(runs) == 1 else 380,
+                    camera_key=f"{key}-sphere",
+                )
+
+
+def fast_forward(live: LiveTraining, target_step: int, *, label: str) -> None:
+    """A button that trains up to `target_step` with a progress bar (Play stays available)."""
+    remaining = target_step - live.steps
+    if remaining <= 0:
+        return
+    if not st.button(label, icon=":material/fast_forward:"):
+        return
+    live.playing = False
+    bar = st.progress(0.0, text="training…")
+    with live.lock:
+        while live.steps < target_step:
+            live.trainer.step(min(25, target_step - live.steps))
+            done = 1 - (target_step - live.steps) / remaining
+            bar.progress(done, text=f"training: step {live.steps} of {target_step}")
+        for run in live.runs:
+            run.snapshot()
+    bar.empty()
