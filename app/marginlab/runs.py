@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -151,7 +152,11 @@ def _read(path: str | os.PathLike[str], kind: str | None) -> dict[str, Any]:
     if not path.is_file():
         raise RunFileError(f"{path}: no such run file")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # A foreign pickle makes the safe unpickler warn before it refuses: the refusal,
+            # as a RunFileError, is the message that matters.
+            warnings.simplefilter("ignore", UserWarning)
+            payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:
         raise RunFileError(
             f"{path}: not a readable marginlab run file (corrupt, truncated or foreign: "

@@ -208,6 +208,7 @@ class Run:
 
         A pure function of the weights and hyper-parameters: a saved and reloaded run gives
         the same numbers bit for bit."""
+        self._apply_margin()  # the margin in force at the next step, also right after a load
         correct = 0
         loss_sum = 0.0
         count = 0
@@ -289,6 +290,10 @@ class Run:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
             group["weight_decay"] = self.config.weight_decay if group["decayed"] else 0.0
+        self._apply_margin()
+
+    def _apply_margin(self) -> None:
+        """Put the warm-up's margin for the coming step into the head (if it changed)."""
         margin = ramped_margin(self.config, self.steps)
         if margin != self._applied_margin:
             self.head.set_params(**margin)

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from marginlab.data import DATASETS
-from marginlab.heads import HEAD_LOSSES, HEAD_PARAMS, head_defaults
+from marginlab.heads import HEAD_LOSSES, HEAD_PARAMS, build_head, head_defaults
 
 # The head's hyper-parameters that a RunConfig carries (names as in heads.build_head).
 HEAD_FIELDS: tuple[str, ...] = (
@@ -124,10 +124,10 @@ def validate_config(config: RunConfig) -> None:
         raise ValueError(f"weight_decay must lie in [0, 1), got {config.weight_decay!r}")
     if not (isinstance(config.lr_min_factor, int | float) and 0 <= config.lr_min_factor <= 1):
         raise ValueError(f"lr_min_factor must lie in [0, 1], got {config.lr_min_factor!r}")
-    # The head validates its own numbers (s > 0, m2 in [0, π], ...) with readable messages.
-    from marginlab.heads import build_head
-
-    build_head(config.loss, config.dim, 2, **config.head_params())
+    # The head validates its own numbers (s > 0, m2 in [0, π], ...) with readable messages;
+    # building one draws random weights, so fork the RNG: validating must not change it.
+    with torch.random.fork_rng(devices=[]):
+        build_head(config.loss, 1, 2, **config.head_params())
 
 
 def _whole(name: str, value: object, *, low: int) -> None:

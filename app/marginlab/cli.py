@@ -1,0 +1,341 @@
+"""Headless command line: `python -m marginlab <command> ...` (also the `marginlab` script).
+
+    train    train one run; --json prints one JSON object on stdout
+    compare  train several losses in lock-step (same batches, same initial weights)
+    eval     evaluate a saved run or comparison
+
+Every command is a small function registered in COMMANDS with the function that adds its
+arguments; adding one (e.g. `verify`, `export`) means writing those two functions and one
+`register(...)` line. Errors a user can make (unknown loss, dim 0, negative s, unknown dataset,
+missing or foreign file) exit non-zero with ONE line on stderr and no traceback.
+Exit codes: 0 done, 1 the command failed (file, data, interrupted), 2 bad arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+DEFAULT_STEPS = 1000
+DEFAULT_COMPARE = "softmax,normface,sphereface,cosface,arcface,center"
+# Hyper-parameter options shared by train and compare: (flag, RunConfig field, type, help).
+HYPER_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
+    ("--s", "s", float, "logit scale s"),
+    ("--m1", "m1", float, "multiplicative angular margin (arccos SphereFace, combined)"),
+    ("--m2", "m2", float, "additive angular margin in radians (ArcFace, combined)"),
+    ("--m3", "m3", float, "additive cosine margin (CosFace, combined)"),
+    ("--sphere-m", "sphere_m", int, "integer margin of the original A-Softmax SphereFace"),
+    ("--lam", "lam", float, "fixed SphereFace λ (with --no-lambda-schedule)"),
+    ("--policy", "policy", str, "past π − m: fallback (default), easy or none"),
+    ("--center-lambda", "center_lambda", float, "centre-loss weight λ"),
+    ("--center-alpha", "center_alpha", float, "centre update rate α"),
+    ("--k", "k", int, "sub-centres per class (subcenter-arcface)"),
+    ("--lr", "lr", float, "AdamW learning rate"),
+    ("--weight-decay", "weight_decay", float, "AdamW weight decay"),
+    ("--batch-size", "batch_size", int, "batch size"),
+    ("--margin-warmup-steps", "margin_warmup_steps", int, "steps of the linear margin ramp"),
+    ("--lr-decay-steps", "lr_decay_steps", int, "steps of the cosine learning-rate decay"),
+    ("--probe-size", "probe_size", int, "test images embedded in each snapshot"),
+    ("--snapshot-every", "snapshot_every", int, "steps between snapshots"),
+)
+
+
+class CliError(Exception):
+    """A usage error: printed as one line, exit code 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line on stderr (no usage block, no traceback)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{self.prog}: {message}")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def register(
+    name: str, help: str, add_arguments: Callable[[argparse.ArgumentParser], None]
+) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    """Decorator: make `function(args) -> exit code` the command `name`."""
+
+    def decorate(function: Callable[[argparse.Namespace], int]):
+        COMMANDS[name] = Command(name, help, add_arguments, function)
+        return function
+
+    return decorate
+
+
+# ----- shared arguments --------------------------------------------------------------------
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="mnist-toy", help="mnist-toy (offline), mnist, ...")
+    parser.add_argument("--dim", type=int, default=2, help="embedding dimension (2, 3, any d)")
+    for flag, field, kind, text in HYPER_OPTIONS:
+        parser.add_argument(flag, dest=field, type=kind, default=None, help=text)
+    parser.add_argument(
+        "--no-lambda-schedule",
+        dest="lambda_schedule",
+        action="store_false",
+        default=None,
+        help="SphereFace: fixed λ instead of the official annealing",
+    )
+    parser.add_argument("--paper", action="store_true", help="the papers' s and m, no warm-up")
+    budget = parser.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, help=f"optimisation steps (default {DEFAULT_STEPS})")
+    budget.add_argument("--seconds", type=float, help="train for this many seconds instead")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, mps")
+    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--save", metavar="FILE", help="save the trained run to FILE")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    names = [field for _, field, _, _ in HYPER_OPTIONS] + ["lambda_schedule", "seed", "device"]
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _config(loss: str, args: argparse.Namespace):
+    from marginlab.training_config import default_config, paper_preset
+
+    if args.dim is None or args.dim < 1:
+        raise CliError(f"--dim must be a whole number ≥ 1, got {args.dim}")
+    make = paper_preset if args.paper else default_config
+    try:
+        return make(loss, args.dim, args.dataset, **_overrides(args))
+    except (ValueError, TypeError) as error:
+        raise CliError(_one_line(error)) from None
+
+
+def _check_budget(args: argparse.Namespace) -> None:
+    if args.steps is not None and args.steps < 0:
+        raise CliError(f"--steps must be ≥ 0, got {args.steps}")
+    if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds >= 0):
+        raise CliError(f"--seconds must be ≥ 0, got {args.seconds}")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise CliError(f"--threads must be ≥ 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _train(trainer: Any, args: argparse.Namespace) -> None:
+    """Step a Run or LockstepComparison for --steps or --seconds, with a progress bar."""
+    progress = Progress(enabled=sys.stderr.isatty() and not getattr(args, "quiet", False))
+    if args.seconds is not None:
+        deadline = time.perf_counter() + args.seconds
+        while (left := deadline - time.perf_counter()) > 0:
+            trainer.step_for(min(0.25, left))
+            progress.show(args.seconds - max(0.0, deadline - time.perf_counter()), args.seconds,
+                          f"{trainer.steps} steps")  # fmt: skip
+    else:
+        total = DEFAULT_STEPS if args.steps is None else args.steps
+        while trainer.steps < total:
+            trainer.step(min(25, total - trainer.steps))
+            progress.show(trainer.steps, total, f"{trainer.steps}/{total} steps")
+    progress.close()
+
+
+def _summary(run: Any, *, fresh_snapshot: bool) -> dict[str, Any]:
+    """The JSON fields of one run: final loss and accuracies, time, NaN flag, config."""
+    if fresh_snapshot or not run.history:
+        last = run.history[-1] if run.history else None
+        snap = last if last is not None and last.step == run.steps else run.snapshot()
+    else:
+        snap = run.history[-1]
+    evaluation = run.evaluate()
+    return {
+        "loss": snap.loss,
+        "train_acc": snap.train_acc,
+        "test_acc": evaluation["test_acc"],
+        "test_loss": evaluation["test_loss"],
+        "test_acc_on": f"the whole test set ({len(run.data.test_labels):,} images)",
+        "steps": run.steps,
+        "seconds": round(run.elapsed, 3),
+        "nan_seen": run.nan_seen,
+        "skipped_steps": run.skipped_steps,
+        "device": str(run.device),
+        "dataset": run.data.dataset.name,
+        "init_hash": run.init_hash,
+        "config": run.config.to_dict(),
+    }
+
+
+def _emit(result: dict[str, Any], args: argparse.Namespace, lines: Sequence[str]) -> None:
+    if args.json:
+        print(json.dumps(result, allow_nan=False))
+    else:
+        print("\n".join(lines))
+
+
+def _run_line(name: str, entry: dict[str, Any]) -> str:
+    flag = "  NaN seen (steps skipped)" if entry["nan_seen"] else ""
+    return (
+        f"{name}: test acc {entry['test_acc']:.2%}, train acc {entry['train_acc']:.2%}, "
+        f"loss {entry['loss']:.4f}, {entry['steps']} steps in {entry['seconds']:.1f} s "
+        f"on {entry['device']}{flag}"
+    )
+
+
+# ----- commands ------------------------------------------------------------------------------
+def _train_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--loss", default="arcface", help="one of the heads' losses")
+    _add_training_arguments(parser)
+
+
+@register("train", "train one run", _train_arguments)
+def train_command(args: argparse.Namespace) -> int:
+    _check_budget(args)
+    config = _config(args.loss, args)
+    from marginlab.training import Run
+
+    try:
+        run = Run(config)
+    except ValueError as error:  # e.g. a device that is not available here
+        raise CliError(_one_line(error)) from None
+    _train(run, args)
+    result = _summary(run, fresh_snapshot=True)
+    if args.save:
+        from marginlab.runs import save_run
+
+        save_run(run, args.save)
+        result["saved"] = args.save
+    _emit(result, args, [_run_line(config.loss, result)])
+    return 0
+
+
+def _compare_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--losses", default=DEFAULT_COMPARE, help="comma-separated, up to six")
+    _add_training_arguments(parser)
+
+
+@register("compare", "train several losses in lock-step", _compare_arguments)
+def compare_command(args: argparse.Namespace) -> int:
+    _check_budget(args)
+    losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
+    if not losses:
+        raise CliError("--losses needs at least one loss")
+    configs = [_config(loss, args) for loss in losses]
+    from marginlab.training import LockstepComparison
+
+    try:
+        comparison = LockstepComparison(configs)
+    except ValueError as error:
+        raise CliError(_one_line(error)) from None
+    _train(comparison, args)
+    result = _comparison_result(comparison, fresh_snapshot=True)
+    if args.save:
+        from marginlab.runs import save_comparison
+
+        save_comparison(comparison, args.save)
+        result["saved"] = args.save
+    _emit(result, args, [_run_line(n, e) for n, e in result["losses"].items()])
+    return 0
+
+
+def _comparison_result(comparison: Any, *, fresh_snapshot: bool) -> dict[str, Any]:
+    entries = {
+        name: _summary(run, fresh_snapshot=fresh_snapshot) for name, run in comparison.runs.items()
+    }
+    return {
+        "losses": entries,
+        "steps": comparison.steps,
+        "same_initial_weights": len(set(comparison.init_hashes.values())) == 1,
+        "device": str(next(iter(comparison)).device),
+    }
+
+
+def _eval_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--load", required=True, metavar="FILE", help="a saved run or comparison")
+    parser.add_argument("--device", default=None, help="evaluate on this device instead")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+@register("eval", "evaluate a saved run or comparison", _eval_arguments)
+def eval_command(args: argparse.Namespace) -> int:
+    from marginlab.runs import load_comparison, load_run, read_kind
+
+    if read_kind(args.load) == "comparison":
+        comparison = load_comparison(args.load, device=args.device)
+        result = _comparison_result(comparison, fresh_snapshot=False)
+        _emit(result, args, [_run_line(n, e) for n, e in result["losses"].items()])
+        return 0
+    run = load_run(args.load, device=args.device)
+    result = _summary(run, fresh_snapshot=False)
+    _emit(result, args, [_run_line(run.config.loss, result)])
+    return 0
+
+
+# ----- entry point ---------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="marginlab", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS.values():
+        sub = commands.add_parser(command.name, help=command.help, description=command.help)
+        command.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            raise CliError(f"choose a command: {', '.join(COMMANDS)} (see --help)")
+        return COMMANDS[args.command].run(args)
+    except CliError as error:
+        return _fail(str(error), 2)
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except Exception as error:  # a user-facing tool: one line, never a traceback
+        return _fail(_one_line(error), 1)
+
+
+def _fail(message: str, code: int) -> int:
+    text = message if message.startswith("marginlab") else f"marginlab: {message}"
+    print(text, file=sys.stderr)
+    return code
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text
+
+
+class Progress:
+    """A one-line progress bar on stderr (only on a terminal)."""
+
+    def __init__(self, enabled: bool, width: int = 30) -> None:
+        self.enabled = enabled
+        self.width = width
+        self._shown = False
+
+    def show(self, done: float, total: float, text: str) -> None:
+        if not self.enabled:
+            return
+        fraction = 1.0 if total <= 0 else min(1.0, done / total)
+        filled = int(round(fraction * self.width))
+        bar = "#" * filled + "." * (self.width - filled)
+        sys.stderr.write(f"\r[{bar}] {fraction:4.0%} {text}   ")
+        sys.stderr.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()

@@ -1,0 +1,74 @@
+"""Backbones: shapes for digits and faces, raw (unnormalised) embeddings, input handling."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from marginlab.backbones import build_backbone, state_hash
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One torch thread: on a shared 2-core machine, more threads mostly wait on each other."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("shape", [(28, 28), (64, 64), (62, 47), (32, 32)])
+@pytest.mark.parametrize("dim", [2, 3, 128])
+def test_embedding_shape_for_digits_and_faces(shape, dim):
+    net = build_backbone(shape, dim).eval()
+    images = torch.randint(0, 256, (5, *shape), dtype=torch.uint8)
+    assert net(images).shape == (5, dim)
+
+
+def test_uint8_and_unit_float_images_give_the_same_embedding():
+    net = build_backbone((28, 28), 2).eval()
+    images = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8)
+    as_float = (images.float() / 255).unsqueeze(1)  # (B, 1, H, W) in [0, 1]
+    torch.testing.assert_close(net(images), net(as_float))
+
+
+def test_the_embedding_layer_is_plain_linear_so_the_raw_norm_is_visible():
+    net = build_backbone((28, 28), 2)
+    assert isinstance(net.embedding, nn.Linear)
+    features = net.eval()(torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8))
+    norms = features.norm(dim=1)
+    assert not torch.allclose(norms, torch.ones_like(norms))  # not normalised
+    assert norms.std() > 0  # and not a constant either
+
+
+def test_prelu_activations_as_in_lenet_plus_plus():
+    net = build_backbone((28, 28), 2)
+    assert any(isinstance(m, nn.PReLU) for m in net.modules())
+
+
+def test_digit_net_is_small_enough_for_two_cpu_cores():
+    net = build_backbone((28, 28), 2)
+    assert sum(p.numel() for p in net.parameters()) < 150_000
+
+
+@pytest.mark.parametrize(
+    "shape, dim",
+    [((28, 28), 0), ((28, 28), 2.5), ((8, 8), 2), ((28,), 2)],
+)
+def test_bad_arguments_raise_value_error(shape, dim):
+    with pytest.raises(ValueError):
+        build_backbone(shape, dim)
+
+
+def test_state_hash_equal_iff_same_weights():
+    torch.manual_seed(0)
+    a = build_backbone((28, 28), 2)
+    torch.manual_seed(0)
+    b = build_backbone((28, 28), 2)
+    torch.manual_seed(1)
+    c = build_backbone((28, 28), 2)
+    assert state_hash(a) == state_hash(b) != state_hash(c)
+    with torch.no_grad():
+        b.embedding.bias[0] += 1e-6
+    assert state_hash(a) != state_hash(b)
