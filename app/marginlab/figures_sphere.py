@@ -164,7 +164,7 @@ def _sphere_layout(title: str, subtitle: str, axis_prefix: str = "x̂") -> dict:
             "zaxis": axis(3),
             "aspectmode": "cube",  # equal aspect: the sphere must look round
             "uirevision": "marginlab-sphere",  # the user's camera survives updates
-            "camera": {"eye": {"x": 1.35, "y": 1.35, "z": 0.9}},
+            "camera": {"eye": {"x": 1.0, "y": 1.0, "z": 0.65}},  # close: the sphere fills the panel
         },
         legend=CLASS_LEGEND,
         margin={"l": 0, "r": 0, "t": 80, "b": 0},

@@ -79,6 +79,8 @@ def route_once(current: Any, pages: Mapping[str, Any]) -> None:
     if st.session_state.get(_ROUTED_KEY):
         return
     st.session_state[_ROUTED_KEY] = True
+    if "page" not in st.query_params:
+        return  # the address's path already chose the page
     wanted = pages.get(current_config().page)
     if wanted is not None and wanted.url_path != current.url_path:
         st.switch_page(wanted)
