@@ -331,3 +331,14 @@ def test_every_loss_reaches_its_accuracy_without_nan(data, dim):
             results[name] = (run.evaluate()["test_acc"], run.nan_seen)
     failures = {name: r for name, r in results.items() if r[0] < bar or r[1]}
     assert not failures, f"below {bar:.0%} after {steps} steps in {dim}-D (or NaN): {failures}"
+
+
+def test_batch_size_changes_for_the_whole_comparison(data):
+    comparison = LockstepComparison([config("arcface"), config("cosface")], data=data)
+    comparison.step(1)
+    comparison["cosface"].set_params(batch_size=64)  # as the app does, run by run
+    assert all(run.config.batch_size == 64 for run in comparison)
+    assert len(comparison.sampler.next_indices()) == 64
+    with pytest.raises(ValueError, match="batch_size"):
+        comparison.set_params(batch_size=1)
+    assert all(run.config.batch_size == 64 for run in comparison)

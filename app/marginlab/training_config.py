@@ -74,7 +74,7 @@ class RunConfig:
     lr_decay_steps: int = 1500
     lr_min_factor: float = 0.05
     # --- snapshots
-    probe_size: int = 2000
+    probe_size: int = 1000
     snapshot_every: int = 25
     history_size: int = 400
     history_memory_mb: float = 64.0
