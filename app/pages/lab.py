@@ -67,8 +67,12 @@ def live_panel() -> None:
             st.rerun(scope="app")
     history = list(run.history) or [run.latest_snapshot()]
     snap = history[-1]
+    # Elements that come and go (the scrubber while paused, the NaN note) get a slot that is
+    # always there: a new element above the plots would shift them, and Streamlit would then
+    # remount each plot's div, losing the user's 3-D camera and zoom on every Pause and Play.
+    scrubber = st.empty()
     if not live.playing and len(history) > 1:
-        index = st.slider(
+        index = scrubber.slider(
             "replay the history (snapshot at step)",
             0,
             len(history) - 1,
@@ -85,8 +89,9 @@ def live_panel() -> None:
     cols[2].metric("test accuracy", f"{row['test acc %']:.1f} %")
     cols[3].metric("Intra / Inter", f"{row['Intra °']:.0f}° / {row['Inter °']:.0f}°")
     cols[4].metric("measured margin", f"{row['measured margin ° (worst class)']:.1f}°")
+    nan_note = st.empty()
     if run.nan_seen:
-        st.warning(
+        nan_note.warning(
             f"{run.skipped_steps} step(s) had a non-finite loss and were skipped "
             "(the weights are untouched). Try a smaller s or m.",
             icon=":material/warning:",
