@@ -17,7 +17,9 @@ Typical use (mark the test ``@pytest.mark.browser``)::
 ``$MARGINLAB_CHROMIUM``) the test is skipped with a reason, except in CI (``CI=true``) where
 it fails. Playwright's own browsers are never used (never run ``playwright install``).
 Other helpers: :func:`record_requests` / :func:`non_local_requests` (prove the page stayed
-offline), :func:`free_port`.
+offline), :func:`free_port`, :func:`server_pid` (the server's process, for /proc probes),
+:func:`browser_pages` (several pages in separate contexts of one chromium: one Streamlit
+session each).
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
+# The running servers by base URL, so a test can read the server's /proc entries.
+_SERVERS: dict[str, subprocess.Popen[bytes]] = {}
 
 
 def require_chromium() -> str:
@@ -163,11 +167,19 @@ def streamlit_server(
                 **popen_kwargs,  # type: ignore[arg-type]
             )
         base_url = f"http://127.0.0.1:{port}"
+        _SERVERS[base_url] = proc
         try:
             _wait_healthy(proc, base_url, log_path, timeout_s)
             yield base_url
         finally:
+            _SERVERS.pop(base_url, None)
             _stop(proc)
+
+
+def server_pid(base_url: str) -> int:
+    """Process id of the :func:`streamlit_server` serving ``base_url`` (``python -m streamlit
+    run`` serves from that very process, so its /proc/<pid>/status is the server's)."""
+    return _SERVERS[base_url].pid
 
 
 def _wait_healthy(
@@ -219,6 +231,32 @@ def browser_page(
             yield page
         finally:
             context.close()
+
+
+@contextlib.contextmanager
+def browser_pages(
+    count: int, *, width: int = 1280, height: int = 900, timeout_ms: int = PAGE_TIMEOUT_MS
+) -> Iterator[list[Page]]:
+    """``count`` pages, each in its own fresh context of one headless chromium.
+
+    Separate contexts share no cookies or storage, and each page opens its own websocket:
+    one Streamlit session per page. Close a page (``page.close()``) to end its session.
+    """
+    executable = require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        # launch() with fresh (incognito-like) contexts: one browser process for all pages.
+        browser = p.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
+        try:
+            pages = []
+            for _ in range(count):
+                context = browser.new_context(viewport={"width": width, "height": height})
+                context.set_default_timeout(timeout_ms)
+                pages.append(context.new_page())
+            yield pages
+        finally:
+            browser.close()
 
 
 def open_app(
