@@ -34,6 +34,7 @@ PAGE_LIST = {
     "lessons": st.Page(
         PAGES / "lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"
     ),
+    "faces": st.Page(PAGES / "faces.py", title="Faces", icon=":material/face:"),
     "about": st.Page(PAGES / "about.py", title="About", icon=":material/info:"),
 }
 

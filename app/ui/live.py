@@ -89,14 +89,19 @@ def _mutable_changes(current: RunConfig, wanted: RunConfig) -> dict[str, Any]:
 
 
 def live_training(
-    slot: str, configs: list[RunConfig], build: Callable[[list[RunConfig]], Trainer]
+    slot: str,
+    configs: list[RunConfig],
+    build: Callable[[list[RunConfig]], Trainer],
+    *,
+    setup: tuple = (),
 ) -> LiveTraining | None:
     """The session's trainer in `slot` for `configs`: a new one when the setup changed
-    (dataset, loss, dimension, seed), otherwise the old one with the new hyper-parameters.
+    (dataset, loss, dimension, seed, or anything in `setup`, e.g. which people), otherwise
+    the old one with the new hyper-parameters.
 
     Returns None (with a message on the page) when the data set cannot be had.
     """
-    identity = _identity(configs)
+    identity = (_identity(configs), setup)
     live: LiveTraining | None = st.session_state.get(slot)
     if live is None or live.identity != identity:
         try:
@@ -143,7 +148,7 @@ def run_every(live: LiveTraining) -> float | None:
 
 def adopt(slot: str, trainer: Trainer) -> None:
     """Make a loaded trainer the session's, and the lab's settings match it (and the URL)."""
-    live = LiveTraining(_identity([run.config for run in _runs(trainer)]), trainer)
+    live = LiveTraining((_identity([run.config for run in _runs(trainer)]), ()), trainer)
     st.session_state[slot] = live
     configs = [run.config for run in live.runs]
     first = configs[0]

@@ -1,0 +1,103 @@
+"""Open-set verification pictures: ROC curves and pair-angle distributions per loss.
+
+The pair-angle picture is the one the ArcFace paper (Deng et al., CVPR 2019) draws for its
+verification sets: same-person pairs should sit at small angles, different-person pairs near
+90°, and the gap between the two humps is what a threshold can use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import plotly.graph_objects as go
+
+from marginlab.figures_style import PALETTE, base_layout, f32, fast_figure, subplot_row, trace
+from marginlab.verification import VerificationReport
+
+FAR_MARK = 0.01
+
+
+def roc_figure(reports: Mapping[str, VerificationReport], *, title: str | None = None) -> go.Figure:
+    """True accept rate against false accept rate (log scale) for each loss, FAR = 1 % marked."""
+    traces = []
+    for k, (name, report) in enumerate(reports.items()):
+        # Log x: the interesting part is at low FAR; FAR = 0 points are moved to 1e-4.
+        fpr = np.clip(np.asarray(report.fpr, dtype=np.float64), 1e-4, 1.0)
+        tar = report.tar_at_far.get(FAR_MARK, float("nan"))
+        traces.append(
+            trace(
+                "scatter",
+                x=f32(fpr),
+                y=f32(report.tpr),
+                mode="lines",
+                line={"color": PALETTE[k % len(PALETTE)], "width": 2.5, "shape": "hv"},
+                name=f"{name}: AUC {report.auc:.3f}, EER {report.eer:.1%}, TAR@1% {tar:.1%}",
+                hovertemplate="FAR %{x:.2%}: TAR %{y:.1%}<extra>" + name + "</extra>",
+            )
+        )
+    layout = base_layout(
+        title or "ROC on unseen identities",
+        "How many same-person pairs are accepted (TAR) for a given share of accepted "
+        "different-person pairs (FAR). Dashed: FAR = 1 %.",
+        xaxis={"title": {"text": "false accept rate (log scale)"}, "type": "log"},
+        yaxis={"title": {"text": "true accept rate"}, "range": [0, 1.02], "tickformat": ".0%"},
+        shapes=[
+            {
+                "type": "line",
+                "x0": FAR_MARK,
+                "x1": FAR_MARK,
+                "y0": 0,
+                "y1": 1,
+                "line": {"dash": "dash", "color": "#666666"},
+            }
+        ],
+        legend={"orientation": "h", "y": -0.22},
+    )
+    return fast_figure(traces, layout)
+
+
+def pair_angle_panels(
+    reports: Mapping[str, VerificationReport], *, bins: int = 36, title: str | None = None
+) -> go.Figure:
+    """One panel per loss: angles of same-person vs different-person pairs (fractions)."""
+    axes, refs = subplot_row(list(reports), spacing=0.04)
+    same_color, other_color = PALETTE[2], PALETTE[3]
+    traces = []
+    for k, ((_name, report), (xref, yref)) in enumerate(zip(reports.items(), refs, strict=True)):
+        hist = report.angle_histograms(bins=bins)
+        edges = np.degrees(hist["edges"])
+        centres = f32((edges[:-1] + edges[1:]) / 2)
+        kinds = (
+            ("positive", "same person", same_color),
+            ("negative", "different people", other_color),
+        )
+        for key, label, color in kinds:
+            counts = np.asarray(hist[key], dtype=np.float64)
+            fraction = counts / counts.sum() if counts.sum() > 0 else counts
+            traces.append(
+                trace(
+                    "bar",
+                    x=centres,
+                    y=f32(fraction),
+                    width=float(edges[1] - edges[0]),
+                    name=label,
+                    legendgroup=key,
+                    showlegend=k == 0,
+                    opacity=0.6,
+                    marker={"color": color},
+                    xaxis=xref,
+                    yaxis=yref,
+                    hovertemplate="%{x:.0f}°: %{y:.1%}<extra>" + label + "</extra>",
+                )
+            )
+    layout = base_layout(
+        title or "Angles between the embeddings of a pair (unseen people)",
+        "Same-person pairs should sit at small angles, different people near 90°.",
+        barmode="overlay",
+        legend={"orientation": "h", "y": -0.25},
+        **axes,
+    )
+    for name in [key for key in layout if key.startswith("xaxis")]:
+        layout[name] = {**layout[name], "range": [0, 180], "tickvals": [0, 45, 90, 135, 180]}
+    return fast_figure(traces, layout)

@@ -1,0 +1,160 @@
+"""Faces: identities on the circle/sphere (closed set) and verification of unseen people."""
+
+import pandas as pd
+import streamlit as st
+
+from marginlab.data import DatasetUnavailable
+from marginlab.faces import (
+    CLOSED_SET_PEOPLE,
+    FACE_LOSSES,
+    OPEN_SET_DIM,
+    OPEN_SET_STEPS,
+    closed_set_config,
+    olivetti_faces,
+    open_set_config,
+    open_set_experiment,
+    plug_augmentation,
+)
+from marginlab.figures_verification import pair_angle_panels, roc_figure
+from ui.controls import LOSS_NAMES
+from ui.live import live_training, run_every, transport
+from ui.panels import metrics_table, show_figures
+from ui.state import page_setup
+
+CREDIT = "Olivetti faces: AT&T Laboratories Cambridge (formerly Olivetti Research Laboratory)."
+
+config = page_setup("faces")
+st.title("Faces: identities on the sphere")
+try:
+    people = olivetti_faces()
+except DatasetUnavailable as error:
+    st.warning(f"{error}.", icon=":material/cloud_off:")
+    st.write("Everything else in the lab works offline on the shipped MNIST digits.")
+    if st.button("Train on MNIST in the Lab instead", icon=":material/arrow_forward:"):
+        st.switch_page("pages/lab.py")
+    st.stop()
+st.caption(f"{CREDIT} 40 people, 10 images each, shown at 32×32.")
+closed_tab, open_tab = st.tabs(["Closed set: K people", "Open set: people never seen"])
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def closed_setup(losses: tuple[str, ...], k: int, dim: int, seed: int):
+    # Read-only data shared by sessions; each session builds its own models from it.
+    return closed_set_config(losses, k=k, dim=dim, seed=seed)
+
+
+with closed_tab:
+    st.markdown(
+        "As in the ArcFace paper's toy (Deng et al., CVPR 2019): a few identities with 2-D or "
+        "3-D features, 8 training images each, lightly augmented (flips, small shifts)."
+    )
+    left, middle, right = st.columns(3)
+    k = left.slider("people", 2, 20, CLOSED_SET_PEOPLE, step=1, key="faces_k")
+    dim = middle.radio("dimension", [2, 3], horizontal=True, key="faces_dim")
+    losses = right.multiselect(
+        "losses",
+        list(FACE_LOSSES),
+        default=["softmax", "arcface"],
+        format_func=LOSS_NAMES.get,
+        max_selections=6,
+        key="faces_losses",
+    )
+    if losses:
+        setup = closed_setup(tuple(losses), k, dim, config.seed)
+
+        def build(configs):
+            comparison = setup.comparison()
+            plug_augmentation(comparison, config.seed)
+            return comparison
+
+        live = live_training("faces_closed", list(setup.configs), build, setup=(k,))
+        transport(live, "faces_closed", speed=config.speed)
+        if live.error:
+            st.error(live.error)
+
+        @st.fragment(run_every=run_every(live))
+        def closed_panel() -> None:
+            if live.playing:
+                live.advance(config.speed)
+            metrics_table(live.runs)
+            names = live.runs[0].data.dataset.class_names
+            show_figures(["view", "curves"], live.runs, key="faces_closed", names=names)
+
+        closed_panel()
+    else:
+        st.info("Choose at least one loss.")
+
+
+def verify(losses: tuple[str, ...], dim: int, steps: int, seed: int) -> dict:
+    bar = st.progress(0.0, text="preparing")
+    setup = open_set_config(losses, dim=dim, steps=steps, seed=seed)
+    result = open_set_experiment(setup, progress=lambda f, text: bar.progress(f, text=text))
+    bar.empty()
+    return {
+        "key": (losses, dim, steps, seed),
+        "reports": {LOSS_NAMES[name]: report for name, report in result.reports.items()},
+        "images": setup.verify_images,
+        "people": len(setup.train_people),
+        "held_out": len(setup.verify_people),
+        "seconds": result.seconds,
+    }
+
+
+with open_tab:
+    st.markdown(
+        "The real use: train on 30 of the 40 people with a 32-D embedding, then decide for "
+        "pairs of images of the **other 10** whether they show the same person, by the cosine "
+        "of their embeddings. All losses train in lock-step on the same batches."
+    )
+    left, middle, right = st.columns(3)
+    open_losses = left.multiselect(
+        "losses",
+        list(FACE_LOSSES),
+        default=list(FACE_LOSSES),
+        format_func=LOSS_NAMES.get,
+        max_selections=6,
+        key="faces_open_losses",
+    )
+    open_dim = middle.select_slider("embedding dimension", [8, 16, 32, 64], OPEN_SET_DIM)
+    steps = right.select_slider("training steps", [100, 200, 300, 500, 800], OPEN_SET_STEPS)
+    key = (tuple(open_losses), open_dim, steps, config.seed)
+    if st.button("Run the open-set experiment", type="primary", disabled=not open_losses):
+        st.session_state["faces_open"] = verify(*key)
+    result = st.session_state.get("faces_open")
+    if result and result["key"] == key:
+        reports = result["reports"]
+        st.caption(
+            f"Trained on {result['people']} people, verified on {result['held_out']} unseen "
+            f"people in {result['seconds']:.0f} s."
+        )
+        table = pd.DataFrame(
+            [
+                {
+                    "loss": name,
+                    "AUC": round(r.auc, 4),
+                    "EER %": round(100 * r.eer, 1),
+                    "TAR @ FAR 1 % (%)": round(100 * r.tar_at_far.get(0.01, 0.0), 1),
+                    "same-person pairs": r.n_positive,
+                    "different-person pairs": r.n_negative,
+                }
+                for name, r in reports.items()
+            ]
+        )
+        st.dataframe(table, hide_index=True, width="stretch")
+        st.plotly_chart(roc_figure(reports), key="faces_roc")
+        st.plotly_chart(pair_angle_panels(reports), key="faces_pairs")
+        chosen = st.selectbox("hardest pairs of", list(reports), key="faces_hard_loss")
+        report = reports[chosen]
+        images = result["images"]
+        for label, pair in (
+            ("Hardest false match: two different people, most alike", report.hardest_false_match),
+            (
+                "Hardest false non-match: the same person, least alike",
+                report.hardest_false_non_match,
+            ),
+        ):
+            st.markdown(f"**{label}** — cosine {pair.similarity:.3f}")
+            st.image([images[pair.first], images[pair.second]], width=128, clamp=True)
+        st.caption(CREDIT)
+    elif result:
+        st.info("The settings changed: run the experiment again to see their results.")
