@@ -115,8 +115,12 @@ with open_tab:
         max_selections=6,
         key="faces_open_losses",
     )
-    open_dim = middle.select_slider("embedding dimension", [8, 16, 32, 64], OPEN_SET_DIM)
-    steps = right.select_slider("training steps", [100, 200, 300, 500, 800], OPEN_SET_STEPS)
+    open_dim = middle.select_slider(
+        "embedding dimension", [8, 16, 32, 64], OPEN_SET_DIM, key="faces_open_dim"
+    )
+    steps = right.select_slider(
+        "training steps", [100, 200, 300, 500, 800], OPEN_SET_STEPS, key="faces_open_steps"
+    )
     key = (tuple(open_losses), open_dim, steps, config.seed)
     if st.button("Run the open-set experiment", type="primary", disabled=not open_losses):
         st.session_state["faces_open"] = verify(*key)
