@@ -17,22 +17,13 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from marginlab.data import DATASETS
-from marginlab.heads import HEAD_PARAMS
+from marginlab.heads import HEAD_LOSSES, HEAD_PARAMS
 from marginlab.margins import POLICIES
 from marginlab.training_config import DEVICES, RunConfig, default_config
 
 PAGES: tuple[str, ...] = ("lab", "compare", "formulas", "phase-map", "lessons", "faces", "about")
-LAB_LOSSES: tuple[str, ...] = (
-    "softmax",
-    "normface",
-    "sphereface",
-    "sphereface-arccos",
-    "cosface",
-    "arcface",
-    "combined",
-    "center",
-    "subcenter-arcface",
-)
+# Every head the engine builds can be chosen in the lab.
+LAB_LOSSES: tuple[str, ...] = HEAD_LOSSES
 DEFAULT_COMPARE: tuple[str, ...] = (
     "softmax",
     "normface",

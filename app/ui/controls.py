@@ -17,21 +17,11 @@ import streamlit as st
 
 from marginlab.config import LAB_LOSSES, LabConfig, tunable_params
 from marginlab.data import DATASETS
+from marginlab.figures_style import LOSS_NAMES
 from marginlab.margins import POLICIES
 from marginlab.training_config import pick_device
 from ui.state import current_config, update_config
 
-LOSS_NAMES = {
-    "softmax": "Softmax",
-    "normface": "NormFace",
-    "sphereface": "SphereFace (A-Softmax)",
-    "sphereface-arccos": "SphereFace (arccos form)",
-    "cosface": "CosFace",
-    "arcface": "ArcFace",
-    "combined": "Combined margin",
-    "center": "Softmax + center loss",
-    "subcenter-arcface": "Sub-center ArcFace",
-}
 DATASET_NAMES = {
     "mnist-toy": "MNIST subset (offline)",
     "mnist": "MNIST, full (download)",
