@@ -16,11 +16,13 @@ the losses its claim compares, not every loss the lesson's page shows.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from marginlab.angles import target_angles
 from marginlab.config import run_config
@@ -28,10 +30,14 @@ from marginlab.geometry import BAND, circle_directions, circle_runs, region_labe
 from marginlab.lessons import Lesson
 from marginlab.snapshots import Snapshot
 from marginlab.training import LockstepComparison, Run
+from marginlab.training_config import RunConfig
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 CIRCLE_SAMPLES = 36_000  # 0.01° per sample: a band's width is measured to ±1.7e-4 rad
-CHUNK = 25  # steps between progress reports (the engine's snapshot interval)
+CHUNK = 25  # steps between progress reports; also the loss window of lesson 2
+# The checks take the snapshots they need themselves. A snapshot only reads the model (eval
+# mode, no gradient), so leaving out the scheduled ones changes no weight and saves ~10 %.
+NO_SCHEDULED_SNAPSHOTS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,14 @@ def _final_snapshot(run: Run) -> Snapshot:
     return latest if latest is not None and latest.step == run.steps else run.snapshot()
 
 
-def _lockstep(lesson: Lesson, losses: Sequence[str], **changes: Any) -> LockstepComparison:
-    configs = [run_config(lesson.preset, loss) for loss in losses]
-    return LockstepComparison([config.with_changes(**changes) for config in configs])
+def _config(lesson: Lesson, loss: str | None = None, **changes: Any) -> RunConfig:
+    """The run the lab would train for this lesson (and loss), with `changes`."""
+    config = run_config(lesson.preset, loss)
+    return config.with_changes(snapshot_every=NO_SCHEDULED_SNAPSHOTS, **changes)
+
+
+def _lockstep(lesson: Lesson, losses: Sequence[str]) -> LockstepComparison:
+    return LockstepComparison([_config(lesson, loss) for loss in losses])
 
 
 def _mean_norm(features: np.ndarray) -> float:
@@ -95,7 +106,7 @@ def feature_norm_grows(lesson: Lesson, progress: Progress | None = None) -> Clai
     progress = progress or _quiet
     early, ratio = int(lesson.claim.params["early_step"]), float(lesson.claim.params["ratio"])
     steps = _steps(lesson)
-    run = Run(run_config(lesson.preset))
+    run = Run(_config(lesson))
     _train(run, early, lambda f, m: progress(f * early / steps, m), "softmax")
     norm_early = _mean_norm(_final_snapshot(run).features)
     _train(
@@ -140,37 +151,39 @@ def normface_loss_floor(s: float, n_classes: int = 10) -> float:
 
 
 def scale_sets_loss_floor(lesson: Lesson, progress: Progress | None = None) -> ClaimResult:
-    """NormFace at s = low_s and at the preset's s, in lock-step. Compared: the training loss
-    the engine reports at the last snapshot — the mean cross-entropy over the batches since the
-    previous snapshot (NormFace has no margin, so it is exactly the loss being minimised) — and,
-    as a second witness, the mean loss over the whole test set at the final weights."""
+    """NormFace at s = low_s: the loss stays above the floor while the model already classifies
+    well (test accuracy ≥ min_acc). Two losses are compared with the floor: the engine's
+    training loss, i.e. the mean cross-entropy over the last CHUNK batches (NormFace has no
+    margin, so it is exactly the loss being minimised), and the mean loss over the whole test
+    set at the final weights. The floor holds for the MEAN over balanced classes, not for one
+    sample, so these means are what the claim is about."""
     progress = progress or _quiet
     low_s = float(lesson.claim.params["low_s"])
-    high_s = run_config(lesson.preset).s
-    comparison = LockstepComparison(
-        [run_config(lesson.preset).with_changes(s=low_s), run_config(lesson.preset)]
-    )
-    _train(comparison, _steps(lesson), progress, f"NormFace s = {low_s:g} and s = {high_s:g}")
-    low, high = comparison.runs.values()
-    n_classes = low.data.num_classes
+    min_acc = float(lesson.claim.params["min_acc"])
+    steps = _steps(lesson)
+    run = Run(_config(lesson, s=low_s))
+    _train(run, steps - CHUNK, lambda f, m: progress(f * (steps - CHUNK) / steps, m), "NormFace")
+    run.snapshot()  # starts the loss window of the last CHUNK batches
+    _train(run, CHUNK, lambda f, m: progress((steps - CHUNK + f * CHUNK) / steps, m), "NormFace")
+    n_classes = run.data.num_classes
     floor = normface_loss_floor(low_s, n_classes)
-    low_loss, high_loss = _final_snapshot(low).loss, _final_snapshot(high).loss
-    low_test, high_test = low.evaluate()["test_loss"], high.evaluate()["test_loss"]
+    train_loss = run.snapshot().loss
+    test = run.evaluate()
     measured = {
         f"floor at s = {low_s:g}": floor,
-        f"training loss at s = {low_s:g}": low_loss,
-        f"training loss at s = {high_s:g}": high_loss,
-        f"test loss at s = {low_s:g}": low_test,
-        f"test loss at s = {high_s:g}": high_test,
-        f"floor at s = {high_s:g}": normface_loss_floor(high_s, n_classes),
+        f"training loss, last {CHUNK} batches": train_loss,
+        "test loss": test["test_loss"],
+        "test accuracy": test["test_acc"],
+        "floor at s = 16 (for comparison)": normface_loss_floor(16.0, n_classes),
     }
-    passed = low_loss >= floor and low_test >= floor and low_loss > high_loss
+    passed = train_loss >= floor and test["test_loss"] >= floor and test["test_acc"] >= min_acc
     return ClaimResult(
         passed,
         measured,
-        f"Training loss (mean over the last {CHUNK} batches) at s = {low_s:g}: {low_loss:.3f}, "
-        f"test loss {low_test:.3f}, both above the floor {floor:.3f}; at s = {high_s:g} the "
-        f"training loss is {high_loss:.3f}.",
+        f"At s = {low_s:g} after {steps} steps: training loss {train_loss:.3f} (mean over the "
+        f"last {CHUNK} batches) and test loss {test['test_loss']:.3f}, against the floor "
+        f"{floor:.3f}, with {100 * test['test_acc']:.1f} % of the test digits right (the claim "
+        f"asks for at least {100 * min_acc:g} %).",
     )
 
 
@@ -214,7 +227,8 @@ def band_width_equals_margin(lesson: Lesson, progress: Progress | None = None) -
     m wide. Measured on a 0.01° circle with the trained weights via geometry.region_labels."""
     progress = progress or _quiet
     tolerance = float(lesson.claim.params["tolerance"])
-    config = run_config(lesson.preset)
+    min_bands = int(lesson.claim.params.get("min_bands", 2))
+    config = _config(lesson)
     run = Run(config)
     _train(run, _steps(lesson), progress, "ArcFace")
     weights = _final_snapshot(run).weights
@@ -228,8 +242,8 @@ def band_width_equals_margin(lesson: Lesson, progress: Progress | None = None) -
         "widest band (rad)": max(widths, default=float("nan")),
         "largest error (rad)": max(errors, default=float("nan")),
     }
-    # At least half the ten bands must qualify, or the claim would hold vacuously.
-    passed = len(widths) >= bands / 2 and len(widths) > 0 and max(errors) <= tolerance
+    # Some bands must qualify, or the claim would hold vacuously.
+    passed = len(widths) >= min_bands and max(errors) <= tolerance
     return ClaimResult(
         passed,
         measured,
@@ -281,7 +295,7 @@ def paper_preset_struggles_in_2d(lesson: Lesson, progress: Progress | None = Non
         "s": float(lesson.claim.params["gentle_s"]),
         "m2": float(lesson.claim.params["gentle_m2"]),
     }
-    paper = run_config(lesson.preset)
+    paper = _config(lesson)
     comparison = LockstepComparison([paper, paper.with_changes(**gentle)])
     _train(comparison, _steps(lesson), progress, "ArcFace, paper and 2-D presets")
     paper_run, gentle_run = comparison.runs.values()
@@ -346,24 +360,46 @@ def center_loss_compacts(lesson: Lesson, progress: Progress | None = None) -> Cl
 
 
 def unseen_faces_verified(lesson: Lesson, progress: Progress | None = None) -> ClaimResult:
-    """Open-set verification on Olivetti (see faces.py): the ArcFace model's AUC on pairs of the
-    held-out people. Needs the Olivetti download; without it the check is skipped."""
-    from marginlab import faces
+    """Open-set verification on Olivetti (faces.run_open_set: train on `train_people` people,
+    embed every image of the others, score same/different-person pairs by cosine): the ArcFace
+    model's AUC must exceed `min_auc`. Needs the Olivetti download; without it, skipped."""
     from marginlab.data import DatasetUnavailable
+    from marginlab.faces import run_open_set
 
-    progress = progress or _quiet
-    run_open_set = getattr(faces, "run_open_set", None)
-    if run_open_set is None:
-        return ClaimResult(
-            False, skipped="the open-set experiment (faces.run_open_set) is not there yet"
-        )
-    min_auc = float(lesson.claim.params["min_auc"])
+    params = lesson.claim.params
+    min_auc = float(params["min_auc"])
+    steps, dim = int(params["steps"]), int(params["dim"])
     try:
-        result = run_open_set(run_config(lesson.preset, "arcface"))
+        reports = run_open_set(
+            ("arcface",),
+            n_train_people=int(params.get("train_people", 30)),
+            dim=dim,
+            steps=steps,
+            seed=lesson.preset.seed,
+            progress=progress,
+            device=None if lesson.preset.device == "auto" else lesson.preset.device,
+        )
     except DatasetUnavailable as error:
-        return ClaimResult(False, skipped=f"skipped: needs the Olivetti download ({error})")
-    auc = float(result.report.auc)
-    return ClaimResult(auc > min_auc, {"AUC (ArcFace, unseen people)": auc}, f"AUC {auc:.3f}.")
+        return ClaimResult(False, skipped=f"needs the Olivetti download. {error}")
+    report = reports["arcface"]
+    config = report.meta["config"]
+    measured = {
+        "AUC on unseen people": report.auc,
+        "EER": report.eer,
+        "TAR at FAR = 1 %": report.tar_at_far[0.01],
+        "same-person pairs": float(report.n_positive),
+        "different-person pairs": float(report.n_negative),
+        "s": float(config["s"]),
+        "m (rad)": float(config["m2"]),
+    }
+    return ClaimResult(
+        report.auc > min_auc,
+        measured,
+        f"ArcFace ({dim}-D, s = {config['s']:g}, m = {config['m2']:g}) after {steps} steps: "
+        f"AUC {report.auc:.3f} on {report.n_positive} same-person and {report.n_negative} "
+        f"different-person pairs of people it never saw (the claim asks for more than "
+        f"{min_auc:g}; chance is 0.5).",
+    )
 
 
 CHECKS: dict[str, Check] = {
@@ -385,4 +421,17 @@ def check_claim(lesson: Lesson, progress: Progress | None = None) -> ClaimResult
             f"lesson {lesson.id}: unknown claim check {lesson.claim.check!r}; "
             f"known: {', '.join(CHECKS)}"
         )
-    return check(lesson, progress)
+    with _one_thread():
+        return check(lesson, progress)
+
+
+@contextmanager
+def _one_thread() -> Iterator[None]:
+    """Train on one thread, as the app does (main.py): the engine is bit-for-bit reproducible
+    for a given thread count, so the app's button and the test suite measure the same numbers."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

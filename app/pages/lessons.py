@@ -26,7 +26,7 @@ from ui.controls import (
 from ui.live import live_training, reset, run_every, transport
 from ui.panels import fast_forward, metrics_strip, metrics_table, show_figures
 from ui.presenter import presenter_css
-from ui.state import page_setup, set_config
+from ui.state import current_config, page_setup, set_config
 
 SLOT = "lesson"
 PICK_KEY = "lesson_pick"
@@ -91,10 +91,7 @@ def lesson_picker(lessons: list[Lesson], lesson: Lesson) -> None:
     by_id = {item.id: item for item in lessons}
 
     def picked() -> None:
-        chosen = by_id[st.session_state[PICK_KEY]]
-        from ui.state import current_config
-
-        load_lesson(chosen, current_config())
+        load_lesson(by_id[st.session_state[PICK_KEY]], current_config())
 
     st.session_state[PICK_KEY] = lesson.id
     st.radio(
@@ -136,9 +133,9 @@ def faces_link() -> None:
         )
         return
     try:
-        st.page_link(str(FACES_PAGE), label="Open the Faces page", icon=":material/face:")
-    except StreamlitAPIException:  # the page runs outside the app's navigation
-        st.markdown("Open the [Faces page](/faces).")
+        st.page_link("pages/faces.py", label="Open the Faces page", icon=":material/face:")
+    except StreamlitAPIException:  # this page runs on its own, outside the app's navigation
+        st.markdown("Open the [Faces page](faces).")
 
 
 def claim_panel(lesson: Lesson) -> None:

@@ -1,0 +1,252 @@
+"""The course: every lesson file parses, every lesson's claim holds on a real training run of its
+preset, and the Lessons page loads each lesson's preset into its live lab (also from a link).
+
+Run with -s to see each claim's measured numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from marginlab import faces
+from marginlab.config import LabConfig, run_config, to_query
+from marginlab.data import DatasetUnavailable
+from marginlab.lesson_checks import (
+    CHECKS,
+    _band_widths,
+    check_claim,
+    normface_loss_floor,
+    relative_spread,
+)
+from marginlab.lessons import FIGURES, SECTIONS, Claim, load_lessons
+
+APP = Path(__file__).resolve().parents[1] / "app"
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TIMEOUT = 240  # AppTest's 3 s default is far too short once torch trains in the script
+LESSONS, ERRORS = load_lessons()
+BY_ID = {lesson.id: lesson for lesson in LESSONS}
+FACE_DATASETS = ("olivetti", "lfw")
+
+
+# --------------------------------------------------------------------------- the files
+
+
+def test_every_lesson_file_parses():
+    assert ERRORS == []
+    assert len(LESSONS) >= 7
+    assert len(BY_ID) == len(LESSONS)
+    orders = [lesson.order for lesson in LESSONS]
+    assert orders == sorted(orders) and len(set(orders)) == len(orders)
+    for lesson in LESSONS:
+        assert lesson.title and lesson.paper
+        assert all(lesson.sections.get(name) for name in SECTIONS), lesson.id
+        assert re.match(r"^1\. ", lesson.sections["Try this"]), f"{lesson.id}: numbered steps"
+        assert lesson.figures and set(lesson.figures) <= set(FIGURES), lesson.id
+        assert lesson.claim.check in CHECKS, lesson.id
+        assert lesson.preset.lesson == lesson.id and lesson.preset.page == "lessons"
+        assert lesson.query == {"page": "lessons", "lesson": lesson.id}
+        run_config(lesson.preset)  # the preset is a run the engine accepts
+
+
+# --------------------------------------------------------------------------- check helpers
+
+
+@pytest.mark.parametrize(
+    ("s", "floor", "digits"), [(4, 0.728, 3), (10, 0.261, 3), (16, 0.090, 3), (30, 0.0065, 4)]
+)
+def test_normface_floor_matches_the_reference(s, floor, digits):
+    """LOSSES.md: 0.261 at s = 10, 0.090 at 16, 0.0065 at 30 (and 0.728 at s = 4)."""
+    assert round(normface_loss_floor(s), digits) == floor
+
+
+def test_normface_floor_by_hand_for_two_classes():
+    # Two classes on a circle sit at 180°: log(1 + exp(s·(−1 − 1))).
+    assert normface_loss_floor(3.0, 2) == pytest.approx(math.log1p(math.exp(-6.0)))
+    with pytest.raises(ValueError):
+        normface_loss_floor(3.0, 1)
+
+
+def test_relative_spread_by_hand():
+    features = np.array([[1.0, 0.0], [3.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
+    labels = np.array([0, 0, 1, 1])
+    # Centres (2, 0) and (0, 2): distances 1, 1, 0, 0; lengths 1, 3, 2, 2.
+    assert relative_spread(features, labels) == pytest.approx(0.5 / 2.0)
+
+
+def test_band_widths_on_chosen_weights():
+    """Ten weights 36° apart: ten bands, each exactly m wide. Two weights closer than m lose
+    their regions: the band around them is not between neighbours and is left out."""
+    phi = np.radians(np.arange(10) * 36.0)
+    even = np.stack([np.cos(phi), np.sin(phi)], axis=1)
+    widths, bands, skipped = _band_widths(even, s=16.0, m2=0.3, policy="fallback")
+    assert bands == 10 and skipped == 0
+    np.testing.assert_allclose(widths, 0.3, atol=2e-4)
+    phi[3] = phi[2] + 0.2  # 11.5° from its neighbour: less than m = 0.3 rad
+    crowded = np.stack([np.cos(phi), np.sin(phi)], axis=1)
+    widths, bands, skipped = _band_widths(crowded, s=16.0, m2=0.3, policy="fallback")
+    assert skipped == 1 and len(widths) == bands - 1
+    np.testing.assert_allclose(widths, 0.3, atol=2e-4)
+
+
+def test_unknown_check_is_named():
+    broken = replace(LESSONS[0], claim=Claim("a claim nobody checks", "nope", {}))
+    with pytest.raises(ValueError, match="unknown claim check 'nope'"):
+        check_claim(broken)
+
+
+def test_face_claim_without_olivetti_is_skipped(monkeypatch):
+    def offline(*args, **kwargs):
+        raise DatasetUnavailable("Olivetti faces need a one-time download")
+
+    monkeypatch.setattr(faces, "load_olivetti_people", offline)
+    lesson = next(lesson for lesson in LESSONS if lesson.claim.check == "unseen_faces_verified")
+    result = check_claim(lesson)
+    assert not result.passed and result.skipped.startswith("needs the Olivetti download")
+
+
+# --------------------------------------------------------------------------- the claims
+
+
+@pytest.mark.parametrize("lesson_id", list(BY_ID))
+def test_lesson_claim_holds(lesson_id, request, monkeypatch):
+    """Each claim on a real, seeded run of its lesson's preset: a failure means the lesson
+    text is wrong (fix the lesson, not this test)."""
+    lesson = BY_ID[lesson_id]
+    if lesson.preset.dataset in FACE_DATASETS or lesson.claim.check == "unseen_faces_verified":
+        monkeypatch.setenv("MARGINLAB_CACHE", str(request.getfixturevalue("shared_data_dir")))
+    start = time.perf_counter()
+    result = check_claim(lesson)
+    seconds = time.perf_counter() - start
+    print(f"\n{lesson.id} ({seconds:.1f} s): {result.explanation or result.skipped}")
+    for name, value in result.measured.items():
+        print(f"    {name}: {value:.4g}")
+    if result.skipped:
+        pytest.skip(result.skipped)
+    assert result.passed, result.explanation
+    assert all(math.isfinite(value) for value in result.measured.values())
+
+
+# --------------------------------------------------------------------------- the page
+
+
+def lessons_page(query: dict[str, str] | None = None) -> AppTest:
+    at = AppTest.from_file(str(APP / "pages" / "lessons.py"), default_timeout=TIMEOUT)
+    for key, value in (query or {}).items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def assert_lesson_loaded(at: AppTest, lesson, config: LabConfig | None = None) -> None:
+    """The page shows `lesson`, the session (and the URL) hold `config` (default: the lesson's
+    preset), and the live lab trains exactly what that config asks for."""
+    config = config or lesson.preset
+    assert not at.exception, at.exception
+    assert at.title[0].value.startswith(f"Lesson {lesson.order}:")
+    assert at.radio(key="lesson_pick").value == lesson.id
+    assert at.session_state["lab_config"] == config
+    assert dict(at.query_params) == to_query(config)
+    compares = config.losses != LabConfig().losses
+    expected = (
+        [run_config(config, loss) for loss in config.losses] if compares else [run_config(config)]
+    )
+    assert [run.config for run in at.session_state["lesson"].runs] == expected
+
+
+def test_every_lesson_loads_its_preset_into_the_live_lab(monkeypatch):
+    if SHARED_DATA.is_dir():
+        monkeypatch.setenv("MARGINLAB_CACHE", str(SHARED_DATA))
+    at = lessons_page()
+    assert_lesson_loaded(at, LESSONS[0])
+    for lesson in LESSONS[1:]:
+        if lesson.preset.dataset in FACE_DATASETS and not SHARED_DATA.is_dir():
+            continue  # needs the Olivetti download (reference data absent here)
+        at.radio(key="lesson_pick").set_value(lesson.id).run()
+        assert_lesson_loaded(at, lesson)
+        assert at.session_state["lesson"].steps == 0  # a fresh run for every lesson
+    assert not at.error
+
+
+@pytest.mark.parametrize("lesson_id", ["05-when-margins-break", "04-margin-family"])
+def test_a_lesson_link_opens_that_lesson(lesson_id):
+    lesson = BY_ID[lesson_id]
+    at = lessons_page({"page": "lessons", "lesson": lesson_id})
+    assert_lesson_loaded(at, lesson)
+
+
+def test_a_link_through_the_app_keeps_the_teachers_changes():
+    """main.py routes ?page=lessons to the page; a value the link sets beyond the preset
+    (the teacher moved s) survives, the rest is the preset."""
+    lesson = BY_ID["03-arcface-margin"]
+    at = AppTest.from_file(str(APP / "main.py"), default_timeout=TIMEOUT)
+    for key, value in {"page": "lessons", "lesson": lesson.id, "s": "20"}.items():
+        at.query_params[key] = value
+    at.run()
+    assert_lesson_loaded(at, lesson, lesson.preset.with_changes(s=20.0))
+
+
+def test_the_faces_lesson_links_to_the_faces_page(shared_data_dir, monkeypatch):
+    """Through the app's navigation the link is a real page link; the Faces page may still be
+    missing from the app, then the lesson says so."""
+    monkeypatch.setenv("MARGINLAB_CACHE", str(shared_data_dir))
+    lesson = next(item for item in LESSONS if item.preset.dataset == "olivetti")
+    at = AppTest.from_file(str(APP / "main.py"), default_timeout=TIMEOUT)
+    at.query_params["page"] = "lessons"
+    at.query_params["lesson"] = lesson.id
+    at.run()
+    assert_lesson_loaded(at, lesson)
+    links = [element.proto.page for element in at.get("page_link")]
+    fallback = [text.value for text in at.markdown if "(faces)" in text.value]
+    if (APP / "pages" / "faces.py").is_file():
+        assert links == ["faces"] or fallback
+    else:
+        assert any("Faces page" in info.value for info in at.info)
+
+
+def test_an_unknown_lesson_id_falls_back_to_the_first():
+    at = lessons_page({"lesson": "99-no-such-lesson"})
+    assert_lesson_loaded(at, LESSONS[0])
+    assert any("no lesson" in info.value for info in at.info)
+
+
+def test_a_malformed_lesson_is_reported_and_the_others_still_load(tmp_path, monkeypatch):
+    for lesson in LESSONS[:2]:
+        shutil.copy(lesson.path, tmp_path / lesson.path.name)
+    good = LESSONS[0].path.read_text(encoding="utf-8")
+    (tmp_path / "09-broken.md").write_text(good.replace("dim = 2", "dim = = 2"), "utf-8")
+    monkeypatch.setenv("MARGINLAB_LESSONS_DIR", str(tmp_path))
+    at = lessons_page()
+    assert not at.exception, at.exception
+    line = 1 + good.splitlines().index("dim = 2")
+    messages = [error.value for error in at.error]
+    assert len(messages) == 1 and f"09-broken.md, line {line}" in messages[0]
+    assert len(at.radio(key="lesson_pick").options) == 2
+    assert_lesson_loaded(at, LESSONS[0])
+
+
+def test_check_button_and_fast_forward_on_a_short_lesson(tmp_path, monkeypatch):
+    """A 30-step copy of lesson 1 (ratio 1.0) keeps this quick: the button trains it, says
+    "Confirmed" and lists the numbers; the fast-forward button trains the lab to step 30."""
+    text = LESSONS[0].path.read_text(encoding="utf-8")
+    short = re.sub(r"pretrain_steps = \d+", "pretrain_steps = 30", text)
+    short = short.replace("ratio = 2.0", "ratio = 1.0")
+    assert short != text
+    (tmp_path / LESSONS[0].path.name).write_text(short, "utf-8")
+    monkeypatch.setenv("MARGINLAB_LESSONS_DIR", str(tmp_path))
+    at = lessons_page()
+    at.button(key="check_claim").click().run()
+    assert not at.exception, at.exception
+    assert any(box.value.startswith("Confirmed.") for box in at.success)
+    assert at.dataframe, "the measured numbers are shown"
+    forward = next(b for b in at.button if b.label.startswith("Train to step 30"))
+    forward.click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["lesson"].steps == 30
