@@ -6,6 +6,7 @@ claim" trains the lesson's preset from scratch and measures it (marginlab.lesson
 """
 
 import os
+import threading
 from pathlib import Path
 
 import pandas as pd
@@ -13,7 +14,7 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from marginlab.config import LabConfig, run_config, to_query, tunable_params
-from marginlab.lesson_checks import ClaimResult, check_claim
+from marginlab.lesson_checks import ClaimResult, Progress, check_claim
 from marginlab.lessons import LESSONS_DIR, PRESET_KEYS, Lesson, load_lessons
 from marginlab.training import LockstepComparison, Run
 from ui.controls import (
@@ -138,6 +139,33 @@ def faces_link() -> None:
         st.markdown("Open the [Faces page](faces).")
 
 
+@st.cache_resource
+def _shared_results() -> tuple[dict[tuple, ClaimResult], threading.Lock]:
+    """Claim results shared by every session of this server, and one lock for the trainer.
+
+    A class of thirty pressing "Check this claim" at once would otherwise start thirty
+    trainings on the same cores; with the lock they queue, and all but the first find the
+    answer ready (a check is seeded and deterministic for a given lesson text)."""
+    return {}, threading.Lock()
+
+
+def shared_check(lesson: Lesson, progress: Progress) -> ClaimResult:
+    """check_claim, computed once per lesson content for the whole server."""
+    results, lock = _shared_results()
+    claim = (lesson.claim.text, lesson.claim.check, repr(sorted(lesson.claim.params.items())))
+    key = (lesson.id, claim, lesson.preset, lesson.pretrain_steps)
+    with lock:
+        if key in results:
+            return results[key]
+        try:
+            result = check_claim(lesson, progress)
+        except Exception as error:  # a broken check is reported, never a traceback
+            return ClaimResult(False, explanation=f"The check failed: {error}")
+        if not result.skipped:  # a missing download may be there next time
+            results[key] = result
+        return result
+
+
 def claim_panel(lesson: Lesson) -> None:
     """The claim, a button that checks it on a fresh run of the preset, and what was measured."""
     st.markdown(f"#### The claim\n> {lesson.claim.text}")
@@ -147,14 +175,11 @@ def claim_panel(lesson: Lesson) -> None:
         f"{lesson.pretrain_steps} steps), whatever the lab shows now, and measures the claim."
     )
     if st.button("Check this claim", icon=":material/fact_check:", key="check_claim"):
-        bar = st.progress(0.0, text="starting…")
+        bar = st.progress(0.0, text="waiting for the trainer…")
         with st.spinner("Training the lesson's preset…"):
-            try:
-                results[lesson.id] = check_claim(
-                    lesson, lambda done, text: bar.progress(min(1.0, done), text=text)
-                )
-            except Exception as error:  # a broken check is reported, never a traceback
-                results[lesson.id] = ClaimResult(False, explanation=f"The check failed: {error}")
+            results[lesson.id] = shared_check(
+                lesson, lambda done, text: bar.progress(min(1.0, done), text=text)
+            )
         bar.empty()
     result = results.get(lesson.id)
     if result is None:
@@ -196,7 +221,7 @@ with st.sidebar:
 presenter_css(presenter)
 
 st.title(f"Lesson {lesson.order}: {lesson.title}")
-text_column, lab_column = st.columns([2, 3], gap="large")
+text_column, lab_column = st.columns([1, 2], gap="medium")
 with text_column:
     lesson_text(lesson)
     st.divider()
