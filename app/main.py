@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 
 st.set_page_config(page_title="Hypersphere Margin Lab", page_icon="◯", layout="wide")
 
-PAGES = Path(__file__).parent / "pages"
+VIEWS = Path(__file__).parent / "views"
 CONFIG_LINK = Path(__file__).parent / ".streamlit" / "config.toml"
 
 if not CONFIG_LINK.is_file() or CONFIG_LINK.stat().st_size < 100:
@@ -27,15 +27,15 @@ if not CONFIG_LINK.is_file() or CONFIG_LINK.stat().st_size < 100:
 
 # Keyed by LabConfig.page: a shared link such as /?page=compare&losses=... opens that page.
 PAGE_LIST = {
-    "lab": st.Page(PAGES / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
-    "compare": st.Page(PAGES / "compare.py", title="Compare", icon=":material/view_module:"),
-    "formulas": st.Page(PAGES / "formulas.py", title="Formulas", icon=":material/function:"),
-    "phase-map": st.Page(PAGES / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
+    "lab": st.Page(VIEWS / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
+    "compare": st.Page(VIEWS / "compare.py", title="Compare", icon=":material/view_module:"),
+    "formulas": st.Page(VIEWS / "formulas.py", title="Formulas", icon=":material/function:"),
+    "phase-map": st.Page(VIEWS / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
     "lessons": st.Page(
-        PAGES / "lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"
+        VIEWS / "lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"
     ),
-    "faces": st.Page(PAGES / "faces.py", title="Faces", icon=":material/face:"),
-    "about": st.Page(PAGES / "about.py", title="About", icon=":material/info:"),
+    "faces": st.Page(VIEWS / "faces.py", title="Faces", icon=":material/face:"),
+    "about": st.Page(VIEWS / "about.py", title="About", icon=":material/info:"),
 }
 
 navigation = st.navigation(list(PAGE_LIST.values()))

@@ -389,15 +389,9 @@ def test_sphere_camera_stays_while_playing(app_url: str, tmp_path: Path) -> None
         assert_no_exception(page)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "app/pages/ makes Streamlit 1.67 run in its old pages-folder mode until some session "
-        "opens '/': a fresh server's first visitors of /compare, /formulas... get pages/*.py "
-        "run WITHOUT main.py (no st.navigation, page config, torch thread setting). Fix: "
-        "rename app/pages (e.g. app/views) and update the paths."
-    ),
-)
+# A folder named app/pages/ made Streamlit 1.67 run in its old pages-folder mode until some
+# session opened '/': a fresh server's first visitors of /compare got views run without main.py.
+# The views now live in app/views/; this test keeps it that way.
 def test_a_deep_link_on_a_fresh_server_gets_the_app_shell(tmp_path: Path) -> None:
     require_chromium()
     with streamlit_server(APP) as base_url, browser_page() as page:

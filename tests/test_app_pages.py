@@ -30,11 +30,11 @@ def live_figures(at: AppTest) -> dict[str, dict]:
     "name",
     [
         "main.py",
-        "pages/lab.py",
-        "pages/compare.py",
-        "pages/formulas.py",
-        "pages/phase_map.py",
-        "pages/about.py",
+        "views/lab.py",
+        "views/compare.py",
+        "views/formulas.py",
+        "views/phase_map.py",
+        "views/about.py",
     ],
 )
 def test_page_renders_without_exception(name):
@@ -43,7 +43,7 @@ def test_page_renders_without_exception(name):
 
 
 def test_lab_play_step_pause_reset():
-    at = page("pages/lab.py")
+    at = page("views/lab.py")
     live = at.session_state["lab"]
     assert live.steps == 0
     buttons = {b.label: b for b in at.button}
@@ -62,7 +62,7 @@ def test_lab_play_step_pause_reset():
 
 
 def test_margin_slider_redraws_the_picture_and_reaches_the_run():
-    at = page("pages/lab.py")
+    at = page("views/lab.py")
     before = live_figures(at)["lab_view"]
     at.slider(key="control_m2").set_value(0.5).run()
     assert not at.exception
@@ -80,14 +80,14 @@ def test_margin_slider_redraws_the_picture_and_reaches_the_run():
     ],
 )
 def test_each_slider_writes_the_config(key, value, field):
-    at = page("pages/lab.py")
+    at = page("views/lab.py")
     at.slider(key=key).set_value(value).run()
     assert not at.exception
     assert getattr(at.session_state["lab_config"], field) == value
 
 
 def test_loss_dimension_and_seed_start_a_new_run():
-    at = page("pages/lab.py")
+    at = page("views/lab.py")
     first = at.session_state["lab"]
     at.selectbox(key="control_loss").set_value("cosface").run()
     at.radio(key="control_dim").set_value(3).run()
@@ -100,7 +100,7 @@ def test_loss_dimension_and_seed_start_a_new_run():
 
 
 def test_url_parameters_load_that_configuration():
-    at = page("pages/lab.py", {"loss": "cosface", "dim": "3", "s": "24", "m3": "0.2", "seed": "3"})
+    at = page("views/lab.py", {"loss": "cosface", "dim": "3", "s": "24", "m3": "0.2", "seed": "3"})
     assert not at.exception
     config = at.session_state["lab"].runs[0].config
     assert (config.loss, config.dim, config.s, config.m3, config.seed) == (
@@ -113,7 +113,7 @@ def test_url_parameters_load_that_configuration():
 
 
 def test_bad_query_values_fall_back_with_a_note():
-    at = page("pages/lab.py", {"loss": "<b>hack</b>", "dim": "0", "s": "nan"})
+    at = page("views/lab.py", {"loss": "<b>hack</b>", "dim": "0", "s": "nan"})
     assert not at.exception
     config = at.session_state["lab"].runs[0].config
     assert (config.loss, config.dim) == ("arcface", 2)
@@ -123,7 +123,7 @@ def test_bad_query_values_fall_back_with_a_note():
 
 def test_an_unavailable_dataset_says_so_and_offers_mnist(tmp_path, monkeypatch):
     monkeypatch.setenv("MARGINLAB_CACHE", str(tmp_path))  # nothing cached, no internet here
-    at = page("pages/lab.py", {"dataset": "lfw"})
+    at = page("views/lab.py", {"dataset": "lfw"})
     assert not at.exception
     assert any("download" in w.value for w in at.warning)
     [offer] = [b for b in at.button if "MNIST" in b.label]
@@ -132,7 +132,7 @@ def test_an_unavailable_dataset_says_so_and_offers_mnist(tmp_path, monkeypatch):
 
 
 def test_compare_trains_six_losses_in_lockstep():
-    at = page("pages/compare.py")
+    at = page("views/compare.py")
     {b.label: b for b in at.button}["Step"].click().run()
     assert not at.exception
     live = at.session_state["compare"]
@@ -153,7 +153,7 @@ def test_compare_trains_six_losses_in_lockstep():
 
 
 def test_compare_loss_choice_is_kept_in_the_url():
-    at = page("pages/compare.py", {"losses": "arcface,cosface"})
+    at = page("views/compare.py", {"losses": "arcface,cosface"})
     assert [run.config.loss for run in at.session_state["compare"].runs] == ["arcface", "cosface"]
     at.multiselect(key="compare_losses").set_value(["normface", "arcface", "cosface"]).run()
     assert not at.exception
@@ -162,21 +162,21 @@ def test_compare_loss_choice_is_kept_in_the_url():
 
 
 def test_formulas_show_the_current_numbers():
-    at = page("pages/formulas.py", {"loss": "arcface", "s": "30", "m2": "0.5"})
+    at = page("views/formulas.py", {"loss": "arcface", "s": "30", "m2": "0.5"})
     assert not at.exception
     latex = " ".join(block.value for block in at.latex)
     assert r"30\,\cos(\theta_y + 0.5)" in latex
 
 
 def test_save_then_load_a_run_restores_it():
-    at = page("pages/lab.py", {"loss": "cosface", "s": "20"})
+    at = page("views/lab.py", {"loss": "cosface", "s": "20"})
     {b.label: b for b in at.button}["Step"].click().run()
     {b.label: b for b in at.button}["Prepare the run file"].click().run()
     assert not at.exception
     data = at.session_state["lab_run_file"]
     assert len(data) > 10_000
     # A fresh session (an ArcFace lab) uploads it.
-    other = page("pages/lab.py")
+    other = page("views/lab.py")
     assert other.session_state["lab"].runs[0].config.loss == "arcface"
     other.file_uploader(key="lab_upload").upload("run.pt", data).run()
     other.run()
@@ -196,7 +196,7 @@ def test_save_then_load_a_run_restores_it():
     ],
 )
 def test_malformed_uploads_are_rejected_and_change_nothing(data, words):
-    at = page("pages/lab.py")
+    at = page("views/lab.py")
     before = at.session_state["lab"]
     at.file_uploader(key="lab_upload").upload("run.pt", data).run()
     assert not at.exception
@@ -206,7 +206,7 @@ def test_malformed_uploads_are_rejected_and_change_nothing(data, words):
 
 
 def test_a_missing_gpu_in_the_url_falls_back_to_auto():
-    at = page("pages/lab.py", {"device": "cuda"} if not _has_cuda() else {"device": "mps"})
+    at = page("views/lab.py", {"device": "cuda"} if not _has_cuda() else {"device": "mps"})
     assert not at.exception
     assert at.session_state["lab"].runs[0].config.device == "auto"
     assert any("no " in info.value and "device" in info.value for info in at.info)

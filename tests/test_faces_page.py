@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-PAGE = str(Path(__file__).resolve().parents[1] / "app" / "pages" / "faces.py")
+PAGE = str(Path(__file__).resolve().parents[1] / "app" / "views" / "faces.py")
 
 
 def test_offline_the_page_says_what_it_needs_and_offers_mnist(tmp_path, monkeypatch):

@@ -139,7 +139,7 @@ def test_lesson_claim_holds(lesson_id, request, monkeypatch):
 
 
 def lessons_page(query: dict[str, str] | None = None) -> AppTest:
-    at = AppTest.from_file(str(APP / "pages" / "lessons.py"), default_timeout=TIMEOUT)
+    at = AppTest.from_file(str(APP / "views" / "lessons.py"), default_timeout=TIMEOUT)
     for key, value in (query or {}).items():
         at.query_params[key] = value
     return at.run()
@@ -205,7 +205,7 @@ def test_the_faces_lesson_links_to_the_faces_page(shared_data_dir, monkeypatch):
     assert_lesson_loaded(at, lesson)
     links = [element.proto.page for element in at.get("page_link")]
     fallback = [text.value for text in at.markdown if "(faces)" in text.value]
-    if (APP / "pages" / "faces.py").is_file():
+    if (APP / "views" / "faces.py").is_file():
         assert links == ["faces"] or fallback
     else:
         assert any("Faces page" in info.value for info in at.info)

@@ -31,7 +31,7 @@ except DatasetUnavailable as error:
     st.warning(f"{error}.", icon=":material/cloud_off:")
     st.write("Everything else in the lab works offline on the shipped MNIST digits.")
     if st.button("Train on MNIST in the Lab instead", icon=":material/arrow_forward:"):
-        st.switch_page("pages/lab.py")
+        st.switch_page("views/lab.py")
     st.stop()
 st.caption(f"{CREDIT} 40 people, 10 images each, shown at 32×32.")
 closed_tab, open_tab = st.tabs(["Closed set: K people", "Open set: people never seen"])

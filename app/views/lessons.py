@@ -134,7 +134,7 @@ def faces_link() -> None:
         )
         return
     try:
-        st.page_link("pages/faces.py", label="Open the Faces page", icon=":material/face:")
+        st.page_link("views/faces.py", label="Open the Faces page", icon=":material/face:")
     except StreamlitAPIException:  # this page runs on its own, outside the app's navigation
         st.markdown("Open the [Faces page](faces).")
 
