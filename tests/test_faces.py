@@ -178,3 +178,20 @@ def test_short_open_set_run(shared_data_dir):
     assert np.array_equal(softmax.first, arcface.first)
     assert np.array_equal(softmax.same, arcface.same)
     assert seen == sorted(seen) and seen[-1] == 1.0
+
+
+def test_cli_verify_prints_one_json_object(shared_data_dir, monkeypatch, capsys):
+    from marginlab.cli import main
+
+    monkeypatch.setenv("MARGINLAB_CACHE", str(shared_data_dir))  # the reference copy, offline
+    argv = ["verify", "--losses", "arcface,softmax", "--dim", "4", "--steps", "1"]
+    assert main([*argv, "--device", "cpu", "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["losses"]) == ["arcface", "softmax"]
+    for entry in result["losses"].values():
+        assert 0.0 <= entry["auc"] <= 1.0 and 0.0 <= entry["tar_at_far_1pct"] <= 1.0
+        assert entry["pairs"] == {"same": 450, "different": 450}
+    assert result["config"]["steps"] == 1 and result["config"]["dim"] == 4
+    assert result["losses"]["arcface"]["config"]["m2"] > 0  # the margin actually used
+    assert main(["verify", "--losses", "nope", "--steps", "1"]) == 2
+    assert "unknown loss" in capsys.readouterr().err

@@ -281,6 +281,60 @@ def eval_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dataset", default="olivetti", choices=("olivetti",))
+    parser.add_argument("--losses", default="arcface,softmax", help="comma-separated, up to six")
+    parser.add_argument("--dim", type=int, default=32, help="embedding dimension")
+    parser.add_argument("--steps", type=int, default=300, help="optimisation steps")
+    parser.add_argument("--train-people", type=int, default=30, help="people to train on")
+    parser.add_argument("--seed", type=int, default=0, help="who is held out; initial weights")
+    parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, mps")
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+@register("verify", "open-set face verification on people never trained on", _verify_arguments)
+def verify_command(args: argparse.Namespace) -> int:
+    """faces.run_open_set: lock-step training, then pairs of the held-out people's faces."""
+    from marginlab.faces import run_open_set
+
+    losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
+    progress = Progress(enabled=sys.stderr.isatty())
+    try:
+        reports = run_open_set(
+            losses,
+            n_train_people=args.train_people,
+            dim=args.dim,
+            steps=args.steps,
+            seed=args.seed,
+            device=args.device,
+            progress=lambda fraction, text: progress.show(fraction, 1.0, text),
+        )
+    except ValueError as error:
+        raise CliError(_one_line(error)) from None
+    finally:
+        progress.close()
+    entries = {
+        name: {
+            "auc": report.auc,
+            "eer": report.eer,
+            "tar_at_far_1pct": report.tar_at_far[0.01],
+            "eer_threshold": report.eer_threshold,
+            "pairs": {"same": report.n_positive, "different": report.n_negative},
+            "closed_set_test_acc": report.meta["closed_set_test_acc"],
+            "config": report.meta["config"],
+        }
+        for name, report in reports.items()
+    }
+    names = ("dataset", "dim", "steps", "train_people", "seed", "device")
+    config = {"losses": losses, **{name: getattr(args, name) for name in names}}
+    lines = [
+        f"{name}: AUC {e['auc']:.3f}, EER {e['eer']:.3f}, TAR@FAR=1% {e['tar_at_far_1pct']:.3f}"
+        for name, e in entries.items()
+    ]
+    _emit({"losses": entries, "config": config}, args, lines)
+    return 0
+
+
 # ----- entry point ---------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="marginlab", description=__doc__.splitlines()[0])
