@@ -127,8 +127,8 @@ def feature_norm_grows(lesson: Lesson, progress: Progress | None = None) -> Clai
     return ClaimResult(
         passed,
         measured,
-        f"The mean feature length of the probe digits grew {norm_end / norm_early:.2f}× between step {early} "
-        f"and step {steps} (the claim asks for at least {ratio:g}×).",
+        f"The mean feature length of the probe digits grew {norm_end / norm_early:.2f}× "
+        f"between step {early} and step {steps} (the claim asks for at least {ratio:g}×).",
     )
 
 
