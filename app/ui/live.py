@@ -122,7 +122,7 @@ def reset(slot: str) -> None:
 
 def transport(live: LiveTraining, slot: str, *, speed: int) -> None:
     """Play / Pause, Step, Reset buttons."""
-    play, step, reset_col, status = st.columns([1, 1, 1, 4])
+    play, step, reset_col = st.columns(3)
     if live.playing:
         if play.button("Pause", icon=":material/pause:", width="stretch"):
             live.playing = False
@@ -138,7 +138,7 @@ def transport(live: LiveTraining, slot: str, *, speed: int) -> None:
     if reset_col.button("Reset", icon=":material/restart_alt:", width="stretch"):
         reset(slot)
         st.rerun()
-    status.caption(f"Device: {live.runs[0].device.type} · data: {live.runs[0].data.dataset.source}")
+    st.caption(f"Device: {live.runs[0].device.type} · data: {live.runs[0].data.dataset.source}")
 
 
 def run_every(live: LiveTraining) -> float | None:

@@ -99,15 +99,21 @@ def comparison_figure(name: str, runs: Sequence[Run]) -> go.Figure:
 
 
 def metrics_strip(run: Run, snap: Snapshot) -> None:
-    """Step, loss, accuracy, angles and measured margin of one run, and a NaN-guard note."""
+    """Step, loss, accuracy, angles and measured margin of one run, and a NaN-guard note.
+
+    The note sits in a slot that is always there: an element appearing above the plots would
+    shift them, and Streamlit would remount each plot's div, losing the user's 3-D camera.
+    """
     row = metrics_row(snap)
-    cols = st.columns(4)
+    cols = st.columns(5)
     cols[0].metric("step", f"{row['step']:,}")
     cols[1].metric("training loss", f"{row['training loss']:.3f}")
     cols[2].metric("test accuracy", f"{row['test acc %']:.1f} %")
-    cols[3].metric("measured margin", f"{row['measured margin ° (worst class)']:.1f}°")
+    cols[3].metric("Intra / Inter", f"{row['Intra °']:.0f}° / {row['Inter °']:.0f}°")
+    cols[4].metric("measured margin", f"{row['measured margin ° (worst class)']:.1f}°")
+    nan_note = st.empty()
     if run.nan_seen:
-        st.warning(
+        nan_note.warning(
             f"{run.skipped_steps} step(s) had a non-finite loss and were skipped "
             "(the weights are untouched). Try a smaller s or m.",
             icon=":material/warning:",
@@ -115,14 +121,20 @@ def metrics_strip(run: Run, snap: Snapshot) -> None:
 
 
 def metrics_table(runs: Sequence[Run]) -> None:
-    """One row per run of a comparison."""
+    """One row per run of a comparison, with the hash of its initial backbone weights."""
     rows = [
-        {"loss": LOSS_NAMES[run.config.loss], **metrics_row(run.latest_snapshot())} for run in runs
+        {
+            "loss": LOSS_NAMES[run.config.loss],
+            **metrics_row(run.latest_snapshot()),
+            "initial weights": run.init_hash[:12],
+        }
+        for run in runs
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     skipped = {LOSS_NAMES[run.config.loss]: run.skipped_steps for run in runs if run.nan_seen}
+    note = st.empty()
     if skipped:
-        st.warning(
+        note.warning(
             "Steps skipped for a non-finite loss: "
             + ", ".join(f"{name} {count}" for name, count in skipped.items()),
             icon=":material/warning:",

@@ -1,12 +1,11 @@
 """Compare: up to six losses trained in lock-step — same batches, same initial weights."""
 
-import pandas as pd
 import streamlit as st
 
 from marginlab.config import LAB_LOSSES, MAX_COMPARE, run_config, tunable_params
 from marginlab.figures import target_logit_figure
 from marginlab.figures_style import margin_label, margin_of
-from marginlab.run_figures import curves_figure, embedding_figure, metrics_row
+from marginlab.run_figures import curves_figure, embedding_figure
 from marginlab.training import LockstepComparison
 from ui.controls import (
     LOSS_NAMES,
@@ -18,6 +17,7 @@ from ui.controls import (
 from ui.exports import export_panel, run_file_panel
 from ui.live import live_training, run_every, transport
 from ui.live_plot import live_plotly
+from ui.panels import metrics_table
 from ui.presenter import presenter_css, styled
 from ui.state import page_setup, update_config
 
@@ -78,13 +78,7 @@ def live_panel() -> None:
         if not live.playing:
             st.rerun(scope="app")
     snaps = {run.config.loss: run.latest_snapshot() for run in runs}
-    table = pd.DataFrame(
-        [
-            {"loss": LOSS_NAMES[loss], **metrics_row(snap), "initial weights": run.init_hash[:12]}
-            for (loss, snap), run in zip(snaps.items(), runs, strict=True)
-        ]
-    )
-    st.dataframe(table, hide_index=True, width="stretch")
+    metrics_table(runs)
     for start in range(0, len(runs), COLUMNS):
         columns = st.columns(COLUMNS)
         for column, run in zip(columns, runs[start : start + COLUMNS], strict=False):

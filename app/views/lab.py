@@ -23,6 +23,7 @@ from ui.controls import (
 from ui.exports import export_panel, run_file_panel
 from ui.live import live_training, run_every, transport
 from ui.live_plot import live_plotly
+from ui.panels import metrics_strip
 from ui.presenter import figure_height, presenter_css, styled
 from ui.state import page_setup, update_config
 
@@ -82,20 +83,7 @@ def live_panel() -> None:
             help="Pick an earlier snapshot; the figures show it with the current s and m.",
         )
         snap = history[index]
-    row = metrics_row(snap)
-    cols = st.columns(5)
-    cols[0].metric("step", f"{row['step']:,}")
-    cols[1].metric("training loss", f"{row['training loss']:.3f}")
-    cols[2].metric("test accuracy", f"{row['test acc %']:.1f} %")
-    cols[3].metric("Intra / Inter", f"{row['Intra °']:.0f}° / {row['Inter °']:.0f}°")
-    cols[4].metric("measured margin", f"{row['measured margin ° (worst class)']:.1f}°")
-    nan_note = st.empty()
-    if run.nan_seen:
-        nan_note.warning(
-            f"{run.skipped_steps} step(s) had a non-finite loss and were skipped "
-            "(the weights are untouched). Try a smaller s or m.",
-            icon=":material/warning:",
-        )
+    metrics_strip(run, snap)
     height = figure_height(presenter)
 
     def show(fig, key: str) -> None:
@@ -117,7 +105,7 @@ def live_panel() -> None:
         show(angle_figure(snap, labels, params), "lab_angles")
     show(curves_figure(history), "lab_curves")
     st.markdown("**Angle statistics** (ArcFace paper, Table 3) and the measured margin")
-    st.dataframe(pd.DataFrame([row]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([metrics_row(snap)]), hide_index=True, width="stretch")
     st.caption(
         f"Test accuracy and angles are measured on {run.probe_description}. W-EC: weight to "
         "its class's feature centre; W-Inter: weight to the nearest other weight; Intra: "
