@@ -189,9 +189,15 @@ class FaceSetup:
         target = pick_device(self.configs[0].device) if device is None else torch.device(device)
         return to_device(self.dataset, target, self.configs[0].probe_size)
 
-    def comparison(self, device: str | torch.device | None = None) -> LockstepComparison:
-        """All configs in lock-step: same batches, same initial backbone."""
-        return LockstepComparison(self.configs, data=self.device_data(device))
+    def comparison(
+        self, device: str | torch.device | None = None, *, augment: bool = False
+    ) -> LockstepComparison:
+        """All configs in lock-step: same batches, same initial backbone; `augment` plugs
+        `augment_batch` into every run (see `plug_augmentation`)."""
+        comparison = LockstepComparison(self.configs, data=self.device_data(device))
+        if augment:
+            plug_augmentation(comparison, self.configs[0].seed)
+        return comparison
 
 
 def _face_configs(
@@ -333,10 +339,8 @@ def open_set_experiment(
     report = progress or _no_progress
     steps = setup.steps
     start = time.perf_counter()
-    comparison = setup.comparison(device)
+    comparison = setup.comparison(device, augment=augment)
     seed = setup.configs[0].seed
-    if augment:
-        plug_augmentation(comparison, seed)
     chunk = max(1, steps // 20)
     while comparison.steps < steps:
         comparison.step(min(chunk, steps - comparison.steps))
