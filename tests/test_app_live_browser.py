@@ -263,10 +263,11 @@ def test_margin_slider_redraws_while_paused(app_url: str, tmp_path: Path) -> Non
 
 def test_compare_trains_six_losses(app_url: str, tmp_path: Path) -> None:
     with browser_page(height=1600) as page:
-        # Through the Lab and the sidebar, as a user would (see the deep-link test below).
-        open_lab(page, app_url)
-        page.locator('[data-testid="stSidebarNav"]').get_by_text("Compare", exact=True).click()
+        open_app(page, app_url, "/compare", timeout_ms=60_000)
         page.get_by_role("heading", name="Compare losses").wait_for(timeout=60_000)
+        # The app's own navigation (main.py ran), not Streamlit's pages-folder fallback.
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "Lab" in nav and "Compare" in nav, nav
         assert page.url.split("?")[0].endswith("/compare")
         keys = [f"compare_view_{loss}" for loss in COMPARE_LOSSES]
         wait_until(page, lambda: all(plot(page, k) for k in keys), "six small multiples", 90)
