@@ -12,10 +12,12 @@ non-finite loss reports the previous window's loss.
 
 Memory (float32 arrays, N = probe size, d = dimension, C = classes, B = 36 histogram bins):
     4·N·d (features) + 8·C·d (weights + centres) + 8·B (two histograms) + 4·C (margin)
-    + ~2 KB of numbers and hyper-parameters.
-mnist-toy (N = 1,700, C = 10): 2-D ≈ 16 KB, 3-D ≈ 23 KB per snapshot; a 400-snapshot history is
-≈ 6.5 MB (2-D) or ≈ 9 MB (3-D) per run. `history_limit` caps the count by a memory budget so a
-high-dimensional run (N = 2,000, d = 512: 4 MB per snapshot) cannot grow without bound.
+    + 2 KB allowed for the numbers and hyper-parameters (`Snapshot.nbytes`).
+Default probe (N = 1,000), C = 10: 2-D ≈ 10 KB, 3-D ≈ 14 KB per snapshot; the default
+400-snapshot history is ≈ 4 MB (2-D) or ≈ 6 MB (3-D) per run, ≈ 25–35 MB for a six-run
+comparison. `history_limit` also caps the count by a memory budget (RunConfig.history_memory_mb,
+64 MB per run), so a high-dimensional run (N = 1,000, d = 512: 2 MB per snapshot) keeps at most
+32 snapshots instead of growing to 800 MB.
 The probe labels are stored once per run, not per snapshot.
 """
 

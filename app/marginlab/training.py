@@ -46,7 +46,9 @@ from marginlab.training_config import (
     HEAD_FIELDS,
     STRUCTURAL_FIELDS,
     RunConfig,
+    default_config,
     learning_rate,
+    paper_preset,
     pick_device,
     ramped_margin,
 )
@@ -567,9 +569,17 @@ def spread_class_weights(head: MarginHead) -> None:
     dim = weight.shape[-1]
     if dim not in (2, 3):
         return
-    rows = weight.reshape(-1, dim)  # (C, d), or (C·K, d) for sub-centres
-    directions = _even_directions(rows.shape[0], dim)[torch.randperm(rows.shape[0])]
-    weight.copy_((directions * rows.norm(dim=1, keepdim=True)).reshape(weight.shape))
+    classes = weight.shape[0]
+    directions = _even_directions(classes, dim)[torch.randperm(classes)]
+    if weight.dim() == 3:
+        # Sub-centres (C, K, d) start a few degrees around their class's direction: the head
+        # begins like ArcFace and splits a class only where its data asks for it. (Spreading
+        # all C·K = 30 of them evenly in 2-D left 12° per sub-centre, less than m = 0.2 rad
+        # needs: 35–74 % test accuracy after 600 steps.)
+        jitter = 0.05 * torch.randn(weight.shape)
+        directions = F.normalize(directions.unsqueeze(1) + jitter, dim=-1)
+    norms = weight.norm(dim=-1, keepdim=True)
+    weight.copy_(directions * norms)
 
 
 def _even_directions(count: int, dim: int) -> torch.Tensor:
@@ -628,4 +638,9 @@ __all__ = [
     "LockstepComparison",
     "Run",
     "RunConfig",
+    "Snapshot",
+    "default_config",
+    "paper_preset",
+    "pick_device",
+    "spread_class_weights",
 ]
