@@ -10,7 +10,18 @@ Two experiments, both on the Olivetti faces (AT&T Laboratories Cambridge; 40 peo
   are supposed to beat softmax.
 
 Also the augmentation for small face images (flip and shift, batch-wise, on the device, seeded
-by a torch.Generator): with 8 images per person even a small CNN memorises the training set.
+by a torch.Generator): with 9 images per person even a small CNN memorises the training set.
+
+What the open-set defaults measure (benchmarks/bench_faces.py, seeds 0-3 = 4 splits; d = 32,
+300 steps, s = 30, ArcFace m = 0.5, CosFace m = 0.35; about 40 s of CPU for six losses):
+- with augmentation (the default) every loss reaches a mean AUC of 0.966-0.974 and ArcFace ties
+  softmax on AUC (0.967 vs 0.966; higher on 2 of 4 splits) but is ahead in the tail, where
+  margins aim: TAR at FAR = 1 % 0.734 vs 0.675 (3 of 4), EER 0.011 lower (3 of 4);
+- without augmentation softmax is the worst loss on every split (mean AUC 0.924; ArcFace 0.955,
+  CosFace 0.958): its weakness on 270 images is over-fitting, and augmentation cures most of it
+  (+0.042 for softmax, +0.012 for ArcFace). Other s and m (16/0.2, 30/0.3) and 600 steps moved
+  the ArcFace - softmax gap by less than the split-to-split noise (about ±0.015 AUC with only 10
+  held-out people).
 """
 
 from __future__ import annotations
@@ -201,7 +212,11 @@ class FaceSetup:
 
 
 def _face_configs(
-    losses: Sequence[str], dim: int, dataset: Dataset, defaults: Mapping[str, Any], changes
+    losses: Sequence[str],
+    dim: int,
+    dataset: Dataset,
+    defaults: Mapping[str, Any],
+    changes: Mapping[str, Any],
 ) -> tuple[RunConfig, ...]:
     if not 1 <= len(losses) <= MAX_COMPARE:
         raise ValueError(f"choose 1 to {MAX_COMPARE} losses, got {len(losses)}")
@@ -224,7 +239,8 @@ def closed_set_config(
     """K Olivetti people (8 training and 2 test images each) in a `dim`-D embedding (2 or 3).
 
     The toy of ArcFace (Deng et al., CVPR 2019, Fig. 3): 8 identities with 2-D features, where
-    softmax leaves the identities touching and ArcFace opens a visible gap between their arcs.
+    softmax gives roughly separable arcs with ambiguous boundaries and ArcFace a clear gap
+    between neighbouring identities.
     Which people: the first K of a permutation seeded by `seed`. `changes` override RunConfig
     fields (s, m2, lr, ...) for every loss.
     """
@@ -234,7 +250,7 @@ def closed_set_config(
         raise ValueError(f"k must lie in [2, {n_people}], got {k}")
     chosen = np.random.default_rng(seed).permutation(n_people)[:k]
     dataset = people_dataset(people, chosen, test_per_person=2, seed=seed)
-    # 64 training images: batches of 32 make two steps an epoch, each class in every batch.
+    # 64 training images: batches of 32 make two steps an epoch.
     defaults = {"seed": seed, "batch_size": 32}
     return FaceSetup(dataset, _face_configs(list(losses), dim, dataset, defaults, changes))
 
