@@ -313,10 +313,10 @@ def test_step_for_respects_a_time_budget(data):
 # ----- accuracy (slow): every loss learns in 2-D and 3-D --------------------------------------
 # Measured with the defaults on mnist-toy, whole test set (1,700 images), seeds 0, 1, 2
 # (shared 2-core machine, one thread). Lowest test accuracy over all nine losses and seeds:
-#   2-D after 600 steps: 85.2 % (sub-center ArcFace; NormFace 86.7 %, the rest ≥ 87.8 %)
+#   2-D after 500 steps: 86.6 % (ArcFace seed 0; sub-center ArcFace 87.9 %, the rest ≥ 88.2 %)
 #   3-D after 200 steps: 91.4 % (NormFace; the rest ≥ 91.5 %)
 # The bars leave a few points for other machines' floating-point differences.
-ACCURACY_BARS = {2: (600, 0.80), 3: (200, 0.87)}
+ACCURACY_BARS = {2: (500, 0.80), 3: (200, 0.87)}
 
 
 @pytest.mark.slow

@@ -151,13 +151,12 @@ def _train(trainer: Any, args: argparse.Namespace) -> None:
     progress.close()
 
 
-def _summary(run: Any, *, fresh_snapshot: bool) -> dict[str, Any]:
-    """The JSON fields of one run: final loss and accuracies, time, NaN flag, config."""
-    if fresh_snapshot or not run.history:
-        last = run.history[-1] if run.history else None
-        snap = last if last is not None and last.step == run.steps else run.snapshot()
-    else:
-        snap = run.history[-1]
+def _summary(run: Any) -> dict[str, Any]:
+    """The JSON fields of one run: final loss and accuracies, time, NaN flag, config.
+
+    loss and train_acc are the training window before the last snapshot (a saved run reloads
+    with that snapshot, so `eval` repeats them); test_acc is the whole test set, computed now."""
+    snap = run.snapshot()  # returns the last one when nothing changed since
     evaluation = run.evaluate()
     return {
         "loss": snap.loss,
@@ -209,7 +208,7 @@ def train_command(args: argparse.Namespace) -> int:
     except ValueError as error:  # e.g. a device that is not available here
         raise CliError(_one_line(error)) from None
     _train(run, args)
-    result = _summary(run, fresh_snapshot=True)
+    result = _summary(run)
     if args.save:
         from marginlab.runs import save_run
 
@@ -238,7 +237,7 @@ def compare_command(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise CliError(_one_line(error)) from None
     _train(comparison, args)
-    result = _comparison_result(comparison, fresh_snapshot=True)
+    result = _comparison_result(comparison)
     if args.save:
         from marginlab.runs import save_comparison
 
@@ -248,10 +247,8 @@ def compare_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _comparison_result(comparison: Any, *, fresh_snapshot: bool) -> dict[str, Any]:
-    entries = {
-        name: _summary(run, fresh_snapshot=fresh_snapshot) for name, run in comparison.runs.items()
-    }
+def _comparison_result(comparison: Any) -> dict[str, Any]:
+    entries = {name: _summary(run) for name, run in comparison.runs.items()}
     return {
         "losses": entries,
         "steps": comparison.steps,
@@ -272,11 +269,11 @@ def eval_command(args: argparse.Namespace) -> int:
 
     if read_kind(args.load) == "comparison":
         comparison = load_comparison(args.load, device=args.device)
-        result = _comparison_result(comparison, fresh_snapshot=False)
+        result = _comparison_result(comparison)
         _emit(result, args, [_run_line(n, e) for n, e in result["losses"].items()])
         return 0
     run = load_run(args.load, device=args.device)
-    result = _summary(run, fresh_snapshot=False)
+    result = _summary(run)
     _emit(result, args, [_run_line(run.config.loss, result)])
     return 0
 

@@ -11,13 +11,19 @@ Design notes (why):
 - Data lives on the device as uint8 tensors; batch indices come from one seeded CPU sampler
   (training_data.BatchSampler), so no per-step host↔device synchronisation is needed. The only
   reads of device values happen when a snapshot is taken (or evaluate/nan_seen is asked).
-- Non-finite guard, without a host sync: every step computes `finite` (loss and all gradients
-  finite) on the device; on a non-finite step the gradients are zeroed and every piece of state
-  the step touched (parameters, BatchNorm statistics, centres, AdamW moments and step count) is
-  put back with torch.where. The step counter and the schedules still advance. So a run at the
-  papers' s = 64, m = 0.5 in 2-D may struggle but never holds a NaN weight, and `nan_seen`
-  tells that it happened (`skipped_steps` counts).
-- Metrics never contain NaN: snapshots are built from finite values only (see snapshots.py).
+- Non-finite guard: a step whose loss or any gradient is not finite changes nothing (weights,
+  BatchNorm statistics, centres, AdamW moments and step count stay as they were); the step
+  counter and the schedules (margin warm-up, learning rate, SphereFace's λ) still advance,
+  `skipped_steps` counts it and `nan_seen` turns True. On CPU the guard looks at the loss and
+  the gradients (free there); on a GPU it never waits for the device: it always steps and puts
+  the old state back with torch.where when `finite` is false (`sync_free_guard`). Both give the
+  same run (tested). So the papers' s = 64, m = 0.5 in 2-D may struggle but never holds a NaN.
+- Metrics never contain NaN: snapshots are built from finite values only (see snapshots.py);
+  `evaluate()` reports a non-finite test loss as 0.0 (the accuracy is always finite).
+- Class weights start evenly spread on the circle/sphere (`spread_class_weights`): with random
+  directions two of ten classes often start a few degrees apart and fight for one sector.
+- Snapshots: `test_acc` is measured on a fixed probe subset of the test set (1,000 images by
+  default, `probe_description`); `evaluate()` uses the whole test set.
 - Reproducible: the same config (seed included) on the same device and thread count gives the
   same metrics bit for bit on CPU. Model weights are initialised under a forked, seeded RNG, so
   building a run neither depends on nor disturbs the global RNG.
