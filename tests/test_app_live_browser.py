@@ -131,6 +131,11 @@ def press(page: Any, name: str, then: str) -> None:
     button(page, then).wait_for(timeout=60_000)
 
 
+def slider(page: Any, label: str) -> Any:
+    """The sidebar slider labelled `label` (focus it; ArrowRight moves it by its step)."""
+    return page.locator('[data-testid="stSlider"]').filter(has_text=label).get_by_role("slider")
+
+
 def open_lab(page: Any, base_url: str, query: str = "") -> None:
     """Open the Lab (through main.py) and wait until the first figures are drawn."""
     open_app(page, base_url, "/" + query, timeout_ms=60_000)
@@ -206,6 +211,19 @@ def test_lab_play_trains_live_and_pause_stops_it(app_url: str, tmp_path: Path) -
         assert moved["updates"] > start_view["updates"]
         page.screenshot(path=tmp_path / "2_playing.png")
 
+        # A slider moved while a tick trains: the rerun must neither race the tick (two
+        # threads on one model) nor stop the play.
+        scale = slider(page, "scale s")
+        wanted = float(scale.input_value()) + 1.5
+        scale.focus()
+        for _ in range(3):  # step 0.5
+            page.keyboard.press("ArrowRight")
+        wait_until(page, lambda: f"s={wanted:g}" in page.url, "the new s in the URL")
+        at_change = step_of(page)
+        wait_until(page, lambda: step_of(page) >= at_change + 5, "training to go on")
+        assert button(page, "Pause").is_visible()
+        assert_no_exception(page)
+
         press(page, "Pause", then="Play")
         paused_at = step_of(page)
         page.wait_for_timeout(2500)  # several tick intervals: nothing may train meanwhile
@@ -225,13 +243,9 @@ def test_margin_slider_redraws_while_paused(app_url: str, tmp_path: Path) -> Non
         assert any("margin band" in n for n in names) and any("region of" in n for n in names)
         logit_before = plot(page, "lab_logit")
 
-        slider = (
-            page.locator('[data-testid="stSlider"]')
-            .filter(has_text="m2 (additive angle, rad)")
-            .get_by_role("slider")
-        )
-        start_value = float(slider.input_value())  # an <input type="range">
-        slider.focus()
+        m2 = slider(page, "m2 (additive angle, rad)")
+        start_value = float(m2.input_value())  # an <input type="range">
+        m2.focus()
         for _ in range(5):  # the slider's explicit step is 0.01 rad
             page.keyboard.press("ArrowRight")
         expected = round(start_value + 0.05, 2)
