@@ -15,8 +15,11 @@
       1/TICK_SECONDS. Also the page's main-thread load (long tasks) and the Pause latency.
 (iii) server RSS with no session, one and four sessions training (four pages playing); goal
       ≤ 500 MB per session (the increment per session, and the server total / sessions).
-      Also each session's training steps/s, and again with four pages whose plots are not
-      drawn (the pages here share the server's cores; real clients bring their own).
+      Also each session's training steps/s (the pages share this machine's cores).
+(v)   the server alone: pages whose plotly.js draws nothing (real clients draw on their own
+      machines), 1 and 4 sessions playing: ticks/s and steps/s per session, server CPU per
+      tick, RSS; with the default config and with runner.postScriptGC=false (Streamlit's
+      gc.collect(2) after every run, fragment ticks included).
 (iv)  per-tick compute, in process, as the fragment does it: a training chunk ("steps per
       update" = 5 within the 120 ms budget) + snapshot, then the page's figures + JSON; Lab
       and Compare (6 losses). Baseline: the training chunk alone.
@@ -58,7 +61,7 @@ from marginlab.run_figures import (  # noqa: E402
     raw_figure,
 )
 from marginlab.training import LockstepComparison, Run  # noqa: E402
-from ui.live import STEP_BUDGET_SECONDS, TICK_SECONDS, LiveTraining  # noqa: E402
+from ui.live import STEP_BUDGET_SECONDS, TICK_SECONDS, LiveTraining, _train_chunk  # noqa: E402
 from ui.live_plot import figure_json  # noqa: E402
 
 GOAL_FIGURES_MS = 50.0
@@ -216,7 +219,7 @@ def tick_times(name: str, live: LiveTraining, figures: Callable[[], list], ticks
         # LiveTraining.advance split in its two halves (the same calls, under the same lock).
         with live.lock:
             start = time.perf_counter()
-            steps.append(live.trainer.step_for(STEP_BUDGET_SECONDS, max_steps=SPEED))
+            steps.append(_train_chunk(live.trainer, SPEED, STEP_BUDGET_SECONDS))
             middle = time.perf_counter()
             for run in live.runs:
                 run.snapshot()
@@ -383,63 +386,42 @@ def report(name: str, rates: dict[str, float], ceiling: float) -> None:
     )
 
 
-# A plotly.js that draws nothing: pages that still run every tick (the server builds and sends
-# every figure) but cost the browser almost nothing, like clients on their own machines.
-NO_DRAW_PLOTLY = (
-    "window.Plotly = { react: async (d) => { d.on ??= () => {}; }, relayout: async () => {},"
-    " purge: () => {}, Plots: { resize: () => {} } };"
-)
+def play(pages: list) -> None:
+    from test_app_live_browser import press, step_of, wait_until
+
+    for page in pages:
+        press(page, "Play", then="Pause")
+    for page in pages:
+        wait_until(page, lambda p=page: step_of(p) > 0, "every session to train")
 
 
 def part_iii(seconds: float) -> None:
-    from browser_utils import browser_pages, open_app, server_pid
-    from test_app_live_browser import metric, open_lab, press, step_of, wait_until
+    from browser_utils import browser_pages, server_pid
+    from test_app_live_browser import open_lab, step_of
 
     print(f"(iii) server RSS with sessions training ({seconds:.0f} s windows)")
     with app_server() as base_url:
         pid = server_pid(base_url)
         idle = rss_mb(pid)
 
-        def playing_window(active: list) -> tuple[float, float, list[float]]:
-            """Max RSS, server CPU share, and each active page's training steps/s."""
-            first, cpu0 = [step_of(p) for p in active], cpu_seconds(pid)
+        def playing_window(active: list) -> tuple[float, list[float]]:
+            """Max RSS, and each active page's training steps/s."""
+            first = [step_of(p) for p in active]
             peak, start = 0.0, time.monotonic()
             while time.monotonic() - start < seconds:
                 peak = max(peak, rss_mb(pid))
                 active[0].wait_for_timeout(500)
             elapsed = time.monotonic() - start
-            rates = [(step_of(p) - s) / elapsed for p, s in zip(active, first, strict=True)]
-            return peak, (cpu_seconds(pid) - cpu0) / elapsed, rates
-
-        def play(pages: list) -> None:
-            for page in pages:
-                press(page, "Play", then="Pause")
-            for page in pages:
-                wait_until(page, lambda p=page: step_of(p) > 0, "every session to train")
+            return peak, [(step_of(p) - s) / elapsed for p, s in zip(active, first, strict=True)]
 
         with browser_pages(4, height=1200) as pages:
             for page in pages:  # load all four (paused), then play one, then all
                 open_lab(page, base_url)
             loaded = rss_mb(pid)
             play(pages[:1])
-            one, cpu_one, rate_one = playing_window(pages[:1])
+            one, rate_one = playing_window(pages[:1])
             play(pages[1:])
-            four, cpu_four, rate_four = playing_window(pages)
-        # The four pages above share this machine's cores with the server. Four more, whose
-        # plots are not drawn, show what the server alone sustains (the closed sessions'
-        # state is still held: their 120 s TTL has not run out).
-        with browser_pages(4, height=1200) as pages:
-            for page in pages:
-                page.route(
-                    "**/plotly*.js",
-                    lambda route: route.fulfill(
-                        body=NO_DRAW_PLOTLY, content_type="application/javascript"
-                    ),
-                )
-                open_app(page, base_url, timeout_ms=60_000)
-                wait_until(page, lambda p=page: metric(p, "step") is not None, "the Lab", 60)
-            play(pages)
-            _, cpu_light, rate_light = playing_window(pages)
+            four, rate_four = playing_window(pages)
     per_extra = (four - one) / 3
     per_total = four / 4
     print(
@@ -447,14 +429,10 @@ def part_iii(seconds: float) -> None:
         f"{one:.0f} MB; 4 playing {four:.0f} MB (max over the window)"
     )
     print(f"    per extra session {per_extra:.0f} MB; server total / 4 sessions {per_total:.0f} MB")
-
-    def rates(values: list[float]) -> str:
-        return ", ".join(f"{r:.1f}" for r in values)
-
     print(
-        f"    training steps/s: 1 playing {rate_one[0]:.1f} (server CPU {100 * cpu_one:.0f} %); "
-        f"4 playing {rates(rate_four)} (server CPU {100 * cpu_four:.0f} %); 4 playing, plots "
-        f"not drawn {rates(rate_light)} (server CPU {100 * cpu_light:.0f} %)"
+        f"    training steps/s: 1 playing {rate_one[0]:.1f}; 4 playing "
+        + ", ".join(f"{r:.1f}" for r in rate_four)
+        + " (the four pages draw on this machine's cores too: see (v) for the server alone)"
     )
     row("(iii) RSS, no session / 1 / 4 playing", f"{idle:.0f} / {one:.0f} / {four:.0f} MB")
     row(
@@ -463,10 +441,71 @@ def part_iii(seconds: float) -> None:
         f"goal ≤ {GOAL_SESSION_MB:g} MB",
         max(per_extra, per_total) <= GOAL_SESSION_MB,
     )
-    row(
-        "(iii) steps/s per session: 1 / 4 / 4 undrawn",
-        f"{rate_one[0]:.1f} / {min(rate_four):.1f} / {min(rate_light):.1f}",
-        "min over sessions",
+
+
+# A plotly.js that draws nothing: pages that still run every tick (the server builds and sends
+# every figure) but cost the browser almost nothing, like clients on their own machines.
+NO_DRAW_PLOTLY = (
+    "window.Plotly = { react: async (d) => { d.on ??= () => {}; }, relayout: async () => {},"
+    " purge: () => {}, Plots: { resize: () => {} } };"
+)
+NO_POST_SCRIPT_GC = "--runner.postScriptGC=false"
+
+
+def part_v(seconds: float) -> None:
+    """What the server alone sustains: 1 and 4 sessions with undrawn pages, per config."""
+    print(f"(v) server capacity, pages that do not draw ({seconds:.0f} s windows)")
+    for args in ((), (NO_POST_SCRIPT_GC,)):
+        name = " ".join(args) or "default config"
+        for sessions in (1, 4):
+            tick, steps, cpu_ms, rss = capacity(args, sessions, seconds)
+            print(
+                f"    {name:<29} {sessions} session(s): {tick:.2f} ticks/s and {steps:.1f} "
+                f"steps/s per session (slowest), server CPU {cpu_ms:.0f} ms per tick, RSS "
+                f"{rss:.0f} MB"
+            )
+            row(
+                f"(v) {sessions} undrawn session(s), {name}",
+                f"{tick:.2f} ticks/s",
+                f"{steps:.1f} steps/s; {cpu_ms:.0f} ms CPU/tick",
+            )
+
+
+def no_draw(route: Any) -> None:
+    route.fulfill(body=NO_DRAW_PLOTLY, content_type="application/javascript")
+
+
+def capacity(args: tuple[str, ...], sessions: int, seconds: float) -> tuple:
+    """(ticks/s, steps/s) of the slowest session, server CPU ms per tick, max RSS."""
+    from browser_utils import browser_pages, open_app, server_pid
+    from test_app_live_browser import metric, step_of, wait_until
+
+    with app_server(args) as base_url, browser_pages(sessions, height=1200) as pages:
+        pid = server_pid(base_url)
+        for page in pages:
+            page.route("**/plotly*.js", no_draw)
+            open_app(page, base_url, timeout_ms=60_000)
+            wait_until(page, lambda p=page: metric(p, "step") is not None, "the Lab", 60)
+        play(pages)
+        pages[0].wait_for_timeout(3000)  # past the first ticks' warm-up
+        last = [step_of(p) for p in pages]
+        first, ticks = list(last), [0] * sessions
+        cpu0, peak, start = cpu_seconds(pid), 0.0, time.monotonic()
+        while time.monotonic() - start < seconds:
+            for i, page in enumerate(pages):
+                step = step_of(page)
+                if step != last[i]:  # a tick shows a new step count
+                    ticks[i], last[i] = ticks[i] + 1, step
+            peak = max(peak, rss_mb(pid))
+            pages[0].wait_for_timeout(50)
+        elapsed = time.monotonic() - start
+        cpu = cpu_seconds(pid) - cpu0
+    slowest = min(range(sessions), key=lambda i: ticks[i])
+    return (
+        ticks[slowest] / elapsed,
+        (last[slowest] - first[slowest]) / elapsed,
+        1e3 * cpu / max(1, sum(ticks)),
+        peak,
     )
 
 
@@ -475,7 +514,7 @@ def part_iii(seconds: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="*", default=["i", "ii", "iii", "iv"])
+    parser.add_argument("--only", nargs="*", default=["i", "ii", "iii", "iv", "v"])
     parser.add_argument("--seconds", type=float, default=20.0, help="browser sampling window")
     parser.add_argument("--repeats", type=int, default=15)
     args = parser.parse_args()
@@ -491,6 +530,7 @@ def main() -> None:
         "iv": lambda: part_iv(args.repeats),
         "ii": lambda: part_ii(args.seconds),
         "iii": lambda: part_iii(args.seconds),
+        "v": lambda: part_v(args.seconds),
     }
     for name, run in parts.items():
         if name in args.only:
