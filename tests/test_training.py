@@ -345,3 +345,10 @@ def test_batch_size_changes_for_the_whole_comparison(data):
     with pytest.raises(ValueError, match="batch_size"):
         comparison.set_params(batch_size=1)
     assert all(run.config.batch_size == 64 for run in comparison)
+
+
+def test_heap_trimming_is_throttled():
+    from marginlab.training_memory import release_freed_memory
+
+    release_freed_memory(min_interval=0.0)
+    assert release_freed_memory(min_interval=3600.0) is False  # too soon after the last one

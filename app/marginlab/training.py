@@ -59,6 +59,7 @@ from marginlab.training_config import (
     ramped_margin,
 )
 from marginlab.training_data import BatchSampler, DeviceData, load_device_data
+from marginlab.training_memory import release_freed_memory
 
 MAX_COMPARE = 6
 # Hyper-parameters that may change between steps (everything else needs a new run).
@@ -187,6 +188,7 @@ class Run:
             skipped_steps=int(self._skipped.item()),
         )
         self._append(snap)
+        release_freed_memory()  # see training_memory: keeps a long history from bloating RSS
         return snap
 
     def latest_snapshot(self) -> Snapshot:
