@@ -100,7 +100,7 @@ class Run:
         self._member_of_comparison = sampler is not None
         self._comparison: LockstepComparison | None = None  # set by the comparison
         self.sampler = sampler or BatchSampler(
-            len(data.train_labels), config.batch_size, config.seed
+            len(data.train_labels), config.batch_size, config.seed, data.device
         )
         self.backbone, self.head = _initial_model(config, data)
         self.init_hash = state_hash(self.backbone)
@@ -261,6 +261,7 @@ class Run:
             "optimizer": self.optimizer.state_dict(),
             "sampler": None if self._member_of_comparison else self.sampler.state_dict(),
             "window": self._window.sums.clone(),
+            "window_seen": self._window.seen,
             "skipped": self._skipped.clone(),
             "last_loss": self._last_loss,
             "last_train_acc": self._last_train_acc,
@@ -283,6 +284,7 @@ class Run:
         self.steps = int(state["steps"])
         self.elapsed = float(state["elapsed"])
         self._window.sums.copy_(state["window"])
+        self._window.seen = int(state["window_seen"])
         self._skipped.copy_(state["skipped"])
         self._last_loss = float(state["last_loss"])
         self._last_train_acc = float(state["last_train_acc"])
@@ -327,9 +329,9 @@ class Run:
             self._applied_margin = margin
 
     def _train_on(self, indices: torch.Tensor) -> None:
-        """One optimisation step on the training images at `indices` (CPU int64)."""
+        """One optimisation step on the training images at `indices` (int64, on the device)."""
         self._apply_schedules()
-        index = indices.to(self.device, non_blocking=True)
+        index = indices.to(self.device)  # already there when it comes from the sampler
         images = self.data.train_images[index]
         labels = self.data.train_labels[index]
         if self.sync_free_guard:
@@ -461,7 +463,9 @@ class LockstepComparison:
             device = pick_device(first.device)
             data = load_device_data(first.dataset, device, first.probe_size)
         self.data = data
-        self.sampler = BatchSampler(len(data.train_labels), first.batch_size, first.seed)
+        self.sampler = BatchSampler(
+            len(data.train_labels), first.batch_size, first.seed, data.device
+        )
         self.lock = threading.Lock()
         self.names = _unique_names([config.loss for config in configs])
         self.runs: dict[str, Run] = {
@@ -529,26 +533,25 @@ class _WindowValues:
 
 
 class _Window:
-    """Device-side running sums since the last snapshot (read, with one sync, at snapshots)."""
+    """Running sums since the last snapshot: on the device, read (one sync) at snapshots."""
 
     def __init__(self, device: torch.device) -> None:
-        self.sums = torch.zeros(4, dtype=torch.float64, device=device)
+        self.sums = torch.zeros(3, dtype=torch.float64, device=device)
+        self.seen = 0  # images, counted on the host: a device scalar made per step would sync
 
     def add(self, loss: torch.Tensor, finite: torch.Tensor, correct: torch.Tensor, seen: int):
+        zero = torch.zeros_like(loss)
         update = torch.stack(
-            [
-                torch.where(finite, loss, torch.zeros_like(loss)).double(),
-                finite.double(),
-                correct.double(),
-                torch.tensor(float(seen), dtype=torch.float64, device=loss.device),
-            ]
+            [torch.where(finite, loss, zero).double(), finite.double(), correct.double()]
         )
         self.sums += update
+        self.seen += seen
 
     def read_and_reset(self) -> _WindowValues:
-        loss_sum, finite_steps, correct, seen = self.sums.tolist()
+        loss_sum, finite_steps, correct = self.sums.tolist()
+        seen, self.seen = self.seen, 0
         self.sums.zero_()
-        return _WindowValues(loss_sum, int(finite_steps), int(correct), int(seen))
+        return _WindowValues(loss_sum, int(finite_steps), int(correct), seen)
 
 
 def _initial_model(config: RunConfig, data: DeviceData) -> tuple[torch.nn.Module, MarginHead]:

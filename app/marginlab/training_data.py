@@ -81,25 +81,32 @@ def load_device_data(
 
 class BatchSampler:
     """Shuffled epochs without replacement; a batch never straddles two epochs (the tail of
-    each permutation shorter than a batch is dropped, as DataLoader(drop_last=True) does)."""
+    each permutation shorter than a batch is dropped, as DataLoader(drop_last=True) does).
 
-    def __init__(self, num_items: int, batch_size: int, seed: int) -> None:
+    The permutation is drawn on the CPU (so the order is the same on every device) and copied
+    to `device` once per epoch; a batch is a slice of that copy, so a step needs no host-to-
+    device transfer (a per-step copy of pageable memory can stall a GPU stream)."""
+
+    def __init__(
+        self, num_items: int, batch_size: int, seed: int, device: torch.device | None = None
+    ) -> None:
         if num_items < batch_size:
             raise ValueError(f"batch_size {batch_size} is larger than the {num_items} images")
         self.num_items = num_items
         self.batch_size = batch_size
+        self.device = device or torch.device("cpu")
         self.generator = torch.Generator().manual_seed(seed)
-        self._order = torch.empty(0, dtype=torch.int64)
+        self._set_order(torch.empty(0, dtype=torch.int64))
         self._position = 0
         self.epoch = 0
 
     def next_indices(self) -> torch.Tensor:
-        """The next batch's indices (CPU int64)."""
+        """The next batch's indices (int64, on `device`)."""
         if self._position + self.batch_size > len(self._order):
-            self._order = torch.randperm(self.num_items, generator=self.generator)
+            self._set_order(torch.randperm(self.num_items, generator=self.generator))
             self._position = 0
             self.epoch += 1
-        batch = self._order[self._position : self._position + self.batch_size]
+        batch = self._device_order[self._position : self._position + self.batch_size]
         self._position += self.batch_size
         return batch
 
@@ -107,6 +114,10 @@ class BatchSampler:
         if batch_size > self.num_items:
             raise ValueError(f"batch_size {batch_size} is larger than the {self.num_items} images")
         self.batch_size = batch_size
+
+    def _set_order(self, order: torch.Tensor) -> None:
+        self._order = order
+        self._device_order = order.to(self.device)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -122,7 +133,7 @@ class BatchSampler:
         if int(state["num_items"]) != self.num_items:
             raise ValueError("the saved sampler belongs to a dataset of another size")
         self.generator.set_state(state["generator"])
-        self._order = state["order"].clone()
+        self._set_order(state["order"].clone())
         self._position = int(state["position"])
         self.epoch = int(state["epoch"])
         self.batch_size = int(state["batch_size"])
