@@ -402,6 +402,33 @@ def _vline(x: float, color: str) -> dict:
     }
 
 
+def pair_angle_bars(hist: Mapping, names: tuple[str, str], **where) -> list[dict]:
+    """Overlaid bars of same-class (positive) and different-class (negative) pair angles, as
+    fractions, from a histogram dict with "edges" (radians), "positive" and "negative" counts.
+    `where` goes to every trace (axes, legendgroup, showlegend)."""
+    edges = np.degrees(np.asarray(hist["edges"], dtype=np.float64))
+    centres = f32((edges[:-1] + edges[1:]) / 2)
+    colors = class_colors(4)
+    traces = []
+    for key, name, color in (("positive", names[0], colors[2]), ("negative", names[1], colors[3])):
+        counts = np.asarray(hist[key], dtype=np.float64)
+        fraction = counts / counts.sum() if counts.sum() > 0 else counts
+        traces.append(
+            trace(
+                "bar",
+                x=centres,
+                y=f32(fraction),
+                width=float(edges[1] - edges[0]),
+                name=name,
+                opacity=0.6,
+                marker={"color": color},
+                hovertemplate="%{x:.0f}°: %{y:.1%}<extra>" + name + "</extra>",
+                **where,
+            )
+        )
+    return traces
+
+
 def pair_angle_figure(
     features: np.ndarray,
     labels: np.ndarray,
@@ -413,28 +440,13 @@ def pair_angle_figure(
     """Angles between same-class and different-class pairs of features (fractions, degrees):
     the usual verification view for d > 3, where the sphere can only be shown projected."""
     hist = pair_angle_histograms(features, labels, bins=bins, max_pairs=max_pairs)
-    edges = hist["edges"]
-    centres = f32(np.degrees(edges[:-1] + edges[1:]) / 2)
-    colors = class_colors(4)
-    traces = []
-    for key, name, color in (
-        ("positive", f"same class ({hist['n_positive']} pairs)", colors[2]),
-        ("negative", f"different classes ({hist['n_negative']} pairs)", colors[3]),
-    ):
-        counts = np.asarray(hist[key], dtype=np.float64)
-        fraction = counts / counts.sum() if counts.sum() > 0 else counts
-        traces.append(
-            trace(
-                "bar",
-                x=centres,
-                y=f32(fraction),
-                width=float(np.degrees(edges[1] - edges[0])),
-                name=name,
-                opacity=0.6,
-                marker={"color": color},
-                hovertemplate="%{x:.0f}°: %{y:.1%}<extra></extra>",
-            )
-        )
+    traces = pair_angle_bars(
+        hist,
+        (
+            f"same class ({hist['n_positive']} pairs)",
+            f"different classes ({hist['n_negative']} pairs)",
+        ),
+    )
     note = "random sample of pairs" if hist["sampled"] else "all pairs"
     layout = base_layout(
         title or "Angles between pairs of features",

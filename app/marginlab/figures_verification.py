@@ -12,6 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
+from marginlab.figures_curves import pair_angle_bars
 from marginlab.figures_style import PALETTE, base_layout, f32, fast_figure, subplot_row, trace
 from marginlab.verification import VerificationReport
 
@@ -62,35 +63,11 @@ def pair_angle_panels(
 ) -> go.Figure:
     """One panel per loss: angles of same-person vs different-person pairs (fractions)."""
     axes, refs = subplot_row(list(reports), spacing=0.04)
-    same_color, other_color = PALETTE[2], PALETTE[3]
     traces = []
-    for k, ((_name, report), (xref, yref)) in enumerate(zip(reports.items(), refs, strict=True)):
+    for k, (report, (xref, yref)) in enumerate(zip(reports.values(), refs, strict=True)):
+        where = {"xaxis": xref, "yaxis": yref, "showlegend": k == 0}
         hist = report.angle_histograms(bins=bins)
-        edges = np.degrees(hist["edges"])
-        centres = f32((edges[:-1] + edges[1:]) / 2)
-        kinds = (
-            ("positive", "same person", same_color),
-            ("negative", "different people", other_color),
-        )
-        for key, label, color in kinds:
-            counts = np.asarray(hist[key], dtype=np.float64)
-            fraction = counts / counts.sum() if counts.sum() > 0 else counts
-            traces.append(
-                trace(
-                    "bar",
-                    x=centres,
-                    y=f32(fraction),
-                    width=float(edges[1] - edges[0]),
-                    name=label,
-                    legendgroup=key,
-                    showlegend=k == 0,
-                    opacity=0.6,
-                    marker={"color": color},
-                    xaxis=xref,
-                    yaxis=yref,
-                    hovertemplate="%{x:.0f}°: %{y:.1%}<extra>" + label + "</extra>",
-                )
-            )
+        traces += pair_angle_bars(hist, ("same person", "different people"), **where)
     layout = base_layout(
         title or "Angles between the embeddings of a pair (unseen people)",
         "Same-person pairs should sit at small angles, different people near 90°.",
