@@ -102,6 +102,52 @@ def spoke_path(directions: np.ndarray, length: float) -> np.ndarray:
     return path
 
 
+def _class_points(
+    points: np.ndarray,
+    labels: np.ndarray,
+    wrong: np.ndarray,
+    scatter: str,
+    colors: Sequence[str],
+    legend: Sequence[str],
+    *,
+    size: float,
+) -> list[dict]:
+    """One marker trace per class, then the misclassified samples marked with crosses."""
+    traces = []
+    for k, (color, name) in enumerate(zip(colors, legend, strict=True)):
+        pts = points[labels == k]
+        traces.append(
+            trace(
+                scatter,
+                x=f32(pts[:, 0]),
+                y=f32(pts[:, 1]),
+                mode="markers",
+                name=name,
+                legendgroup=f"class{k}",
+                marker={"color": color, "size": size, "line": {"color": "white", "width": 0.5}},
+                hovertemplate=f"{name}<extra></extra>",
+            )
+        )
+    pts = points[wrong]
+    traces.append(
+        trace(
+            scatter,
+            x=f32(pts[:, 0]),
+            y=f32(pts[:, 1]),
+            mode="markers",
+            name=MISCLASSIFIED_NAME,
+            marker={
+                "color": MISCLASSIFIED,
+                "size": 5,
+                "symbol": "x-thin",
+                "line": {"color": MISCLASSIFIED, "width": 1},
+            },
+            hoverinfo="name",
+        )
+    )
+    return traces
+
+
 def circle_figure(
     features: np.ndarray,
     labels: np.ndarray,
@@ -198,37 +244,7 @@ def circle_figure(
                 hoverinfo="name",
             )
         )
-    for k in range(n_classes):
-        pts = unit[labels == k]
-        traces.append(
-            trace(
-                scatter,
-                x=f32(pts[:, 0]),
-                y=f32(pts[:, 1]),
-                mode="markers",
-                name=legend[k],
-                legendgroup=f"class{k}",
-                marker={"color": colors[k], "size": 6, "line": {"color": "white", "width": 0.5}},
-                hovertemplate=f"{legend[k]}<extra></extra>",
-            )
-        )
-    pts = unit[wrong]
-    traces.append(
-        trace(
-            scatter,
-            x=f32(pts[:, 0]),
-            y=f32(pts[:, 1]),
-            mode="markers",
-            name=MISCLASSIFIED_NAME,
-            marker={
-                "color": MISCLASSIFIED,
-                "size": 5,
-                "symbol": "x-thin",
-                "line": {"color": MISCLASSIFIED, "width": 1},
-            },
-            hoverinfo="name",
-        )
-    )
+    traces += _class_points(unit, labels, wrong, scatter, colors, legend, size=6)
     axis = {"range": [-1.45, 1.45], "zeroline": False, "constrain": "domain"}
     layout = base_layout(
         title or f"Features on the unit circle — {margin_label(loss, s, **margin)}",
@@ -323,37 +339,7 @@ def raw_feature_figure(
                 hoverinfo="name",
             )
         )
-    for k in range(n_classes):
-        pts = x[labels == k]
-        traces.append(
-            trace(
-                scatter,
-                x=f32(pts[:, 0]),
-                y=f32(pts[:, 1]),
-                mode="markers",
-                name=legend[k],
-                legendgroup=f"class{k}",
-                marker={"color": colors[k], "size": 5, "line": {"color": "white", "width": 0.5}},
-                hovertemplate=f"{legend[k]}<extra></extra>",
-            )
-        )
-    pts = x[wrong]
-    traces.append(
-        trace(
-            scatter,
-            x=f32(pts[:, 0]),
-            y=f32(pts[:, 1]),
-            mode="markers",
-            name=MISCLASSIFIED_NAME,
-            marker={
-                "color": MISCLASSIFIED,
-                "size": 5,
-                "symbol": "x-thin",
-                "line": {"color": MISCLASSIFIED, "width": 1},
-            },
-            hoverinfo="name",
-        )
-    )
+    traces += _class_points(x, labels, wrong, scatter, colors, legend, size=5)
     with_bias = bias is not None and loss in ("softmax", "center")
     subtitle = (
         "Before normalisation. Shaded: the predicted class"
