@@ -8,14 +8,7 @@ from torch import nn
 
 from marginlab.backbones import build_backbone, state_hash
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """One torch thread: on a shared 2-core machine, more threads mostly wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("shape", [(28, 28), (64, 64), (62, 47), (32, 32)])
