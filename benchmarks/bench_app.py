@@ -49,10 +49,8 @@ sys.path[:0] = [str(ROOT / "app"), str(ROOT / "tests")]
 
 import torch  # noqa: E402
 
-from marginlab.config import DEFAULT_COMPARE, LabConfig, run_config  # noqa: E402
 from marginlab.figures import target_logit_figure  # noqa: E402
-from marginlab.figures_style import margin_label, margin_of  # noqa: E402
-from marginlab.run_figures import (  # noqa: E402
+from marginlab.figures.run import (  # noqa: E402
     angle_figure,
     curves_figure,
     embedding_figure,
@@ -60,7 +58,9 @@ from marginlab.run_figures import (  # noqa: E402
     metrics_row,
     raw_figure,
 )
-from marginlab.training import LockstepComparison, Run  # noqa: E402
+from marginlab.figures.style import margin_label, margin_of  # noqa: E402
+from marginlab.lab_state import DEFAULT_COMPARE, LabConfig, run_config  # noqa: E402
+from marginlab.training.run import LockstepComparison, Run  # noqa: E402
 from ui.live import STEP_BUDGET_SECONDS, TICK_SECONDS, LiveTraining, _train_chunk  # noqa: E402
 from ui.live_plot import figure_json  # noqa: E402
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from marginlab.faces import FACE_LOSSES, OPEN_SET_DIM, OPEN_SET_STEPS, run_open_set
+from marginlab.experiments.faces import FACE_LOSSES, OPEN_SET_DIM, OPEN_SET_STEPS, run_open_set
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

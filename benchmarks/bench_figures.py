@@ -25,9 +25,9 @@ import numpy as np
 import torch
 
 from marginlab.figures import circle_figure, sphere_figure, target_logit_figure
-from marginlab.figures_curves import THETA_DEG
-from marginlab.geometry import region_labels, sphere_face_labels
-from marginlab.margins import target_logit_np
+from marginlab.figures.curves import THETA_DEG
+from marginlab.geometry.regions import region_labels, sphere_face_labels
+from marginlab.losses.margins import target_logit_np
 
 N_POINTS, N_CLASSES = 10_000, 10
 GOAL_MS, GOAL_BYTES = 50.0, 1_500_000

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import ArcFaceLoss
 
-from marginlab.heads import build_head
+from marginlab.losses.heads import build_head
 
 SIZES = ((512, 512, 10_000), (256, 2, 10))  # (B, d, C)
 S, M2 = 64.0, 0.5  # the ArcFace paper's setting

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from marginlab.angles import (
+from marginlab.geometry.angles import (
     angles_to_weights,
     dot_rows,
     measured_margin,

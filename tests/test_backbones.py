@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from marginlab.backbones import build_backbone, state_hash
+from marginlab.training.backbones import build_backbone, state_hash
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from marginlab.config import LabConfig, from_query, run_config, to_query
+from marginlab.lab_state import LabConfig, from_query, run_config, to_query
 
 
 def test_defaults_round_trip_to_an_empty_query():
@@ -76,7 +76,7 @@ def test_loss_lists_drop_duplicates_and_keep_order():
 
 
 def test_run_config_uses_the_engines_defaults_for_unset_values():
-    from marginlab.training_config import default_config
+    from marginlab.training.config import default_config
 
     assert run_config(LabConfig(loss="cosface", dim=3)) == default_config("cosface", 3)
 

@@ -1,4 +1,5 @@
-"""marginlab.data on real data only: the shipped subset, real MNIST files served over loopback
+"""marginlab.data.datasets on real data only: the shipped subset, real MNIST files served over
+loopback
 HTTP, and scikit-learn's own Olivetti loader on the reference copy in ../shared/data."""
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from marginlab.data import (
+from marginlab.data.datasets import (
     DATASETS,
     MNIST_FILES,
     MNIST_MD5,
@@ -391,7 +392,7 @@ def test_unknown_option_is_rejected() -> None:
 
 
 def test_data_module_does_not_import_streamlit() -> None:
-    code = "import sys, marginlab.data; sys.exit('streamlit' in sys.modules)"
+    code = "import sys, marginlab.data.datasets; sys.exit('streamlit' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from marginlab import faces
-from marginlab.backbones import state_hash
-from marginlab.faces import augment_batch, downsample, olivetti_faces, people_dataset
-from marginlab.verification import split_identities
+from marginlab.experiments import faces
+from marginlab.experiments.faces import augment_batch, downsample, olivetti_faces, people_dataset
+from marginlab.experiments.verification import split_identities
+from marginlab.training.backbones import state_hash
 
 # --------------------------------------------------------------------------- augmentation
 

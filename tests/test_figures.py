@@ -31,9 +31,9 @@ from marginlab.figures import (
     theta_histogram_figure,
     training_curves_figure,
 )
-from marginlab.figures_views import BAND_NAME, MISCLASSIFIED_NAME
-from marginlab.geometry import PLAIN_ARGMAX, REGION_LOSSES, icosphere, sphere_face_labels
-from marginlab.margins import target_logit
+from marginlab.figures.views import BAND_NAME, MISCLASSIFIED_NAME
+from marginlab.geometry.regions import PLAIN_ARGMAX, REGION_LOSSES, icosphere, sphere_face_labels
+from marginlab.losses.margins import target_logit
 
 
 @pytest.fixture(autouse=True, scope="module")

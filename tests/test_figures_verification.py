@@ -3,8 +3,8 @@
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.figures_verification import pair_angle_panels, roc_figure
-from marginlab.verification import verify_embeddings
+from marginlab.experiments.verification import verify_embeddings
+from marginlab.figures.verification import pair_angle_panels, roc_figure
 
 
 def _report(seed: int):

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from marginlab.config import LAB_LOSSES
-from marginlab.formulas import loss_formula
+from marginlab.lab_state import LAB_LOSSES
+from marginlab.losses.formulas import loss_formula
 
 
 @pytest.mark.parametrize("loss", LAB_LOSSES)

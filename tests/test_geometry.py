@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from marginlab.geometry import (
+from marginlab.geometry.regions import (
     BAND,
     REGION_LOSSES,
     band_intervals,
@@ -24,7 +24,7 @@ from marginlab.geometry import (
     sphere_face_labels,
     subdivisions_for_band,
 )
-from marginlab.margins import target_logit
+from marginlab.losses.margins import target_logit
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -13,8 +13,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pytorch_metric_learning import losses as pml
 
-from marginlab.heads import HEAD_LOSSES, HEAD_PARAMS, MarginHead, build_head, head_defaults
-from marginlab.margins import LOSSES, POLICIES, sphereface_lambda
+from marginlab.losses.heads import HEAD_LOSSES, HEAD_PARAMS, MarginHead, build_head, head_defaults
+from marginlab.losses.margins import LOSSES, POLICIES, sphereface_lambda
 
 F64 = torch.float64
 # PML 2.9 calls scipy.special.binom on tensors, which NumPy 2 warns about; not our code.

@@ -17,17 +17,17 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from marginlab import faces
-from marginlab.config import LabConfig, run_config, to_query
-from marginlab.data import DatasetUnavailable
-from marginlab.lesson_checks import (
+from marginlab.data.datasets import DatasetUnavailable
+from marginlab.experiments import faces
+from marginlab.lab_state import LabConfig, run_config, to_query
+from marginlab.lessons.checks import (
     CHECKS,
     _band_widths,
     check_claim,
     normface_loss_floor,
     relative_spread,
 )
-from marginlab.lessons import FIGURES, SECTIONS, Claim, load_lessons
+from marginlab.lessons.parser import FIGURES, SECTIONS, Claim, load_lessons
 
 APP = Path(__file__).resolve().parents[1] / "app"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -2,7 +2,7 @@
 
 import pytest
 
-from marginlab.lessons import LessonError, load_lessons, parse_lesson
+from marginlab.lessons.parser import LessonError, load_lessons, parse_lesson
 
 GOOD = """+++
 title = "The additive angular margin"

@@ -15,7 +15,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from marginlab.margins import (
+from marginlab.losses.margins import (
     COS_EPS,
     LOSSES,
     POLICIES,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from marginlab.phase_map import phase_map, short_run_trainer
+from marginlab.experiments.phase_map import phase_map, short_run_trainer
 
 
 def test_a_small_sweep_trains_every_cell_and_reloads_from_the_cache(tmp_path):

@@ -8,9 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from marginlab.backbones import state_hash
-from marginlab.data import load_dataset
-from marginlab.runs import (
+from marginlab.data.batches import to_device
+from marginlab.data.datasets import load_dataset
+from marginlab.training.backbones import state_hash
+from marginlab.training.config import default_config
+from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.run_files import (
     FORMAT,
     RunFileError,
     load_comparison,
@@ -19,9 +22,6 @@ from marginlab.runs import (
     save_comparison,
     save_run,
 )
-from marginlab.training import LockstepComparison, Run
-from marginlab.training_config import default_config
-from marginlab.training_data import to_device
 
 CPU = torch.device("cpu")
 

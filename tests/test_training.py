@@ -10,18 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from marginlab.backbones import state_hash
-from marginlab.data import load_dataset
-from marginlab.heads import HEAD_LOSSES
-from marginlab.training import LockstepComparison, Run
-from marginlab.training_config import (
+from marginlab.data.batches import BatchSampler, to_device
+from marginlab.data.datasets import load_dataset
+from marginlab.losses.heads import HEAD_LOSSES
+from marginlab.training.backbones import state_hash
+from marginlab.training.config import (
     RunConfig,
     default_config,
     learning_rate,
     margin_ramp,
     paper_preset,
 )
-from marginlab.training_data import BatchSampler, to_device
+from marginlab.training.run import LockstepComparison, Run
 
 CPU = torch.device("cpu")
 
@@ -342,7 +342,7 @@ def test_batch_size_changes_for_the_whole_comparison(data):
 
 
 def test_heap_trimming_is_throttled():
-    from marginlab.training_memory import release_freed_memory
+    from marginlab.training.memory import release_freed_memory
 
     release_freed_memory(min_interval=0.0)
     assert release_freed_memory(min_interval=3600.0) is False  # too soon after the last one

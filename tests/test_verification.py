@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from marginlab import verification
-from marginlab.verification import (
+from marginlab.experiments import verification
+from marginlab.experiments.verification import (
     evaluate_scores,
     make_pairs,
     pair_similarities,

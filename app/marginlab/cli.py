@@ -110,7 +110,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _config(loss: str, args: argparse.Namespace):
-    from marginlab.training_config import default_config, paper_preset
+    from marginlab.training.config import default_config, paper_preset
 
     if args.dim is None or args.dim < 1:
         raise CliError(f"--dim must be a whole number ≥ 1, got {args.dim}")
@@ -201,7 +201,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 def train_command(args: argparse.Namespace) -> int:
     _check_budget(args)
     config = _config(args.loss, args)
-    from marginlab.training import Run
+    from marginlab.training.run import Run
 
     try:
         run = Run(config)
@@ -210,7 +210,7 @@ def train_command(args: argparse.Namespace) -> int:
     _train(run, args)
     result = _summary(run)
     if args.save:
-        from marginlab.runs import save_run
+        from marginlab.training.run_files import save_run
 
         save_run(run, args.save)
         result["saved"] = args.save
@@ -230,7 +230,7 @@ def compare_command(args: argparse.Namespace) -> int:
     if not losses:
         raise CliError("--losses needs at least one loss")
     configs = [_config(loss, args) for loss in losses]
-    from marginlab.training import LockstepComparison
+    from marginlab.training.run import LockstepComparison
 
     try:
         comparison = LockstepComparison(configs)
@@ -239,7 +239,7 @@ def compare_command(args: argparse.Namespace) -> int:
     _train(comparison, args)
     result = _comparison_result(comparison)
     if args.save:
-        from marginlab.runs import save_comparison
+        from marginlab.training.run_files import save_comparison
 
         save_comparison(comparison, args.save)
         result["saved"] = args.save
@@ -265,7 +265,7 @@ def _eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 @register("eval", "evaluate a saved run or comparison", _eval_arguments)
 def eval_command(args: argparse.Namespace) -> int:
-    from marginlab.runs import load_comparison, load_run, read_kind
+    from marginlab.training.run_files import load_comparison, load_run, read_kind
 
     if read_kind(args.load) == "comparison":
         comparison = load_comparison(args.load, device=args.device)
@@ -292,7 +292,7 @@ def _verify_arguments(parser: argparse.ArgumentParser) -> None:
 @register("verify", "open-set face verification on people never trained on", _verify_arguments)
 def verify_command(args: argparse.Namespace) -> int:
     """faces.run_open_set: lock-step training, then pairs of the held-out people's faces."""
-    from marginlab.faces import run_open_set
+    from marginlab.experiments.faces import run_open_set
 
     losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
     progress = Progress(enabled=sys.stderr.isatty())

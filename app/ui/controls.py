@@ -15,11 +15,11 @@ from typing import Any
 
 import streamlit as st
 
-from marginlab.config import LAB_LOSSES, LabConfig, tunable_params
-from marginlab.data import DATASETS
-from marginlab.figures_style import LOSS_NAMES
-from marginlab.margins import POLICIES
-from marginlab.training_config import pick_device
+from marginlab.data.datasets import DATASETS
+from marginlab.figures.style import LOSS_NAMES
+from marginlab.lab_state import LAB_LOSSES, LabConfig, tunable_params
+from marginlab.losses.margins import POLICIES
+from marginlab.training.config import pick_device
 from ui.state import current_config, update_config
 
 DATASET_NAMES = {

@@ -12,11 +12,17 @@ from typing import Any
 
 import streamlit as st
 
-from marginlab.data import DatasetUnavailable
+from marginlab.data.datasets import DatasetUnavailable
 from marginlab.figures import figure_html, replay_html
-from marginlab.run_figures import embedding_figure
-from marginlab.runs import RunFileError, load_comparison, load_run, save_comparison, save_run
-from marginlab.training import LockstepComparison
+from marginlab.figures.run import embedding_figure
+from marginlab.training.run import LockstepComparison
+from marginlab.training.run_files import (
+    RunFileError,
+    load_comparison,
+    load_run,
+    save_comparison,
+    save_run,
+)
 from ui.live import LiveTraining, adopt
 
 MAX_REPLAY_FRAMES = 60
@@ -74,7 +80,7 @@ MAX_RUN_FILE_BYTES = 50 * 1024 * 1024  # as server.maxUploadSize in streamlit_co
 def run_file_panel(slot: str, live: LiveTraining) -> None:
     """Save the session's run (or comparison) to one file; load one back, safely.
 
-    Files are read with torch.load(weights_only=True) by marginlab.runs: nothing is
+    Files are read with torch.load(weights_only=True) by marginlab.training.run_files: nothing is
     unpickled. A corrupt, foreign or oversized upload gives a message and changes nothing.
     """
     comparison = isinstance(live.trainer, LockstepComparison)

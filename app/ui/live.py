@@ -20,10 +20,10 @@ from typing import Any
 
 import streamlit as st
 
-from marginlab.config import tunable_params
-from marginlab.data import DatasetUnavailable
-from marginlab.training import LockstepComparison, Run
-from marginlab.training_config import RunConfig
+from marginlab.data.datasets import DatasetUnavailable
+from marginlab.lab_state import tunable_params
+from marginlab.training.config import RunConfig
+from marginlab.training.run import LockstepComparison, Run
 from ui.state import update_config
 
 TICK_SECONDS = 0.35  # time between live updates while playing
@@ -100,7 +100,7 @@ def _identity(configs: list[RunConfig]) -> tuple:
 
 
 def _mutable_changes(current: RunConfig, wanted: RunConfig) -> dict[str, Any]:
-    from marginlab.training import MUTABLE_FIELDS
+    from marginlab.training.run import MUTABLE_FIELDS
 
     return {
         name: getattr(wanted, name)

@@ -1,7 +1,8 @@
 """Figure panels by name, for one run or a lock-step comparison, and a fast-forward button.
 
 A lesson lists its figures by name ("view", "raw", "target_logit", "theta_hist", "curves",
-"boundary", "probability": marginlab.lessons.FIGURES); `show_figures` draws them for whatever the
+"boundary", "probability": marginlab.lessons.parser.FIGURES); `show_figures` draws them for
+whatever the
 session trains, with the hyper-parameters asked for now (so a slider redraws at once). Pages
 other than Lessons can use it too: the names are the Lab's figures plus two of the Formulas.
 """
@@ -20,8 +21,7 @@ from marginlab.figures import (
     target_logit_figure,
     target_probability_figure,
 )
-from marginlab.figures_style import margin_label, margin_of
-from marginlab.run_figures import (
+from marginlab.figures.run import (
     angle_figure,
     curves_figure,
     embedding_figure,
@@ -29,8 +29,9 @@ from marginlab.run_figures import (
     metrics_row,
     raw_figure,
 )
-from marginlab.snapshots import Snapshot
-from marginlab.training import Run
+from marginlab.figures.style import margin_label, margin_of
+from marginlab.training.run import Run
+from marginlab.training.snapshots import Snapshot
 from ui.controls import LOSS_NAMES
 from ui.live import LiveTraining
 from ui.live_plot import live_plotly

@@ -11,7 +11,7 @@ from typing import Any
 
 import streamlit as st
 
-from marginlab.config import LabConfig, from_query, to_query
+from marginlab.lab_state import LabConfig, from_query, to_query
 
 _KEY = "lab_config"
 _NOTES_KEY = "lab_config_notes"

@@ -2,11 +2,11 @@
 
 import streamlit as st
 
-from marginlab.config import LAB_LOSSES, MAX_COMPARE, run_config, tunable_params
 from marginlab.figures import target_logit_figure
-from marginlab.figures_style import margin_label, margin_of
-from marginlab.run_figures import curves_figure, embedding_figure
-from marginlab.training import LockstepComparison
+from marginlab.figures.run import curves_figure, embedding_figure
+from marginlab.figures.style import margin_label, margin_of
+from marginlab.lab_state import LAB_LOSSES, MAX_COMPARE, run_config, tunable_params
+from marginlab.training.run import LockstepComparison
 from ui.controls import (
     LOSS_NAMES,
     margin_controls,

@@ -3,8 +3,8 @@
 import pandas as pd
 import streamlit as st
 
-from marginlab.data import DatasetUnavailable
-from marginlab.faces import (
+from marginlab.data.datasets import DatasetUnavailable
+from marginlab.experiments.faces import (
     CLOSED_SET_PEOPLE,
     FACE_LOSSES,
     OPEN_SET_DIM,
@@ -15,7 +15,7 @@ from marginlab.faces import (
     open_set_experiment,
     plug_augmentation,
 )
-from marginlab.figures_verification import pair_angle_panels, roc_figure
+from marginlab.figures.verification import pair_angle_panels, roc_figure
 from ui.controls import LOSS_NAMES
 from ui.live import live_training, run_every, transport
 from ui.panels import metrics_table, show_figures

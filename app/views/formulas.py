@@ -2,10 +2,10 @@
 
 import streamlit as st
 
-from marginlab.config import run_config
 from marginlab.figures import binary_boundary_figure, target_logit_figure, target_probability_figure
-from marginlab.figures_style import margin_of
-from marginlab.formulas import loss_formula
+from marginlab.figures.style import margin_of
+from marginlab.lab_state import run_config
+from marginlab.losses.formulas import loss_formula
 from ui.controls import LOSS_NAMES, margin_controls
 from ui.state import page_setup
 

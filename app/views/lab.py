@@ -3,8 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from marginlab.config import run_config
-from marginlab.run_figures import (
+from marginlab.figures.run import (
     angle_figure,
     curves_figure,
     embedding_figure,
@@ -12,7 +11,8 @@ from marginlab.run_figures import (
     metrics_row,
     raw_figure,
 )
-from marginlab.training import Run
+from marginlab.lab_state import run_config
+from marginlab.training.run import Run
 from ui.controls import (
     LOSS_NAMES,
     margin_controls,

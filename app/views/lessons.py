@@ -2,7 +2,7 @@
 
 The lesson's link (?page=lessons&lesson=<id> plus the preset) reproduces the lesson: a teacher
 sends it and the class gets the same setup. Every lesson states one claim, and "Check this
-claim" trains the lesson's preset from scratch and measures it (marginlab.lesson_checks).
+claim" trains the lesson's preset from scratch and measures it (marginlab.lessons.checks).
 """
 
 import os
@@ -13,10 +13,10 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from marginlab.config import LabConfig, run_config, to_query, tunable_params
-from marginlab.lesson_checks import ClaimResult, Progress, check_claim
-from marginlab.lessons import LESSONS_DIR, PRESET_KEYS, Lesson, load_lessons
-from marginlab.training import LockstepComparison, Run
+from marginlab.lab_state import LabConfig, run_config, to_query, tunable_params
+from marginlab.lessons.checks import ClaimResult, Progress, check_claim
+from marginlab.lessons.parser import LESSONS_DIR, PRESET_KEYS, Lesson, load_lessons
+from marginlab.training.run import LockstepComparison, Run
 from ui.controls import (
     LOSS_NAMES,
     margin_controls,

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
+from marginlab.experiments.phase_map import DEFAULT_M, DEFAULT_S, MARGIN_OF_LOSS, phase_map
 from marginlab.figures import phase_map_figure
-from marginlab.phase_map import DEFAULT_M, DEFAULT_S, MARGIN_OF_LOSS, phase_map
 from ui.controls import LOSS_NAMES
 from ui.state import page_setup
 

@@ -1,6 +1,7 @@
 """Decision regions and margin bands on the circle and the sphere, computed from `target_logit`.
 
-Every region here is derived from marginlab.margins.target_logit_np (DESIGN.md §3): a direction
+Every region here is derived from marginlab.losses.margins.target_logit_np (DESIGN.md §3):
+a direction
 u belongs to class i "with margin" when s·ψ(cos θ_i) > max_{j≠i} s·cos θ_j, where ψ is the
 loss's target logit. Directions that no class owns this way form the margin bands (label −1),
 which the figures paint grey. There is no second copy of any margin formula in this file.
@@ -17,8 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-from marginlab.angles import dot_rows, normalize_rows, theta_histogram
-from marginlab.margins import LOSSES, target_logit_np
+from marginlab.geometry.angles import dot_rows, normalize_rows, theta_histogram
+from marginlab.losses.margins import LOSSES, target_logit_np
 
 # Losses whose regions are a plain argmax (no margin, no band). "center" is softmax + center
 # loss (Wen et al., ECCV 2016): the centre term moves features, not the classifier's boundaries.

@@ -16,10 +16,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from marginlab.data import DATASETS
-from marginlab.heads import HEAD_LOSSES, HEAD_PARAMS
-from marginlab.margins import POLICIES
-from marginlab.training_config import DEVICES, RunConfig, default_config
+from marginlab.data.datasets import DATASETS
+from marginlab.losses.heads import HEAD_LOSSES, HEAD_PARAMS
+from marginlab.losses.margins import POLICIES
+from marginlab.training.config import DEVICES, RunConfig, default_config
 
 PAGES: tuple[str, ...] = ("lab", "compare", "formulas", "phase-map", "lessons", "faces", "about")
 # Every head the engine builds can be chosen in the lab.

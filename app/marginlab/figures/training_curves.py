@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.figures_style import (
+from marginlab.figures.style import (
     BAND_GREY,
     PALETTE,
     base_layout,

@@ -8,10 +8,10 @@ One import point for the app; the builders live in small modules by job:
   target-class probability, angle and pair-angle histograms;
 - figures_training: training curves with the Table-3 angles, the (s, m) phase map;
 - figures_export: small multiples, self-contained HTML, animated replay.
-Every region and curve is computed from marginlab.margins.target_logit (DESIGN.md §3).
+Every region and curve is computed from marginlab.losses.margins.target_logit (DESIGN.md §3).
 """
 
-from marginlab.figures_curves import (
+from marginlab.figures.curves import (
     BOUNDARY_PANELS,
     PAPER_CURVES,
     binary_boundary_figure,
@@ -20,7 +20,7 @@ from marginlab.figures_curves import (
     target_probability_figure,
     theta_histogram_figure,
 )
-from marginlab.figures_export import (
+from marginlab.figures.export import (
     compare_views,
     figure_html,
     figure_to_html,
@@ -28,15 +28,15 @@ from marginlab.figures_export import (
     replay_html,
     small_multiples,
 )
-from marginlab.figures_sphere import projection_figure, sphere_figure
-from marginlab.figures_style import BAND_GREY, PALETTE, class_colors, margin_label
-from marginlab.figures_training import (
+from marginlab.figures.sphere import projection_figure, sphere_figure
+from marginlab.figures.style import BAND_GREY, PALETTE, class_colors, margin_label
+from marginlab.figures.training_curves import (
     compute_phase_map,
     history_columns,
     phase_map_figure,
     training_curves_figure,
 )
-from marginlab.figures_views import circle_figure, raw_feature_figure
+from marginlab.figures.views import circle_figure, raw_feature_figure
 
 __all__ = [
     "BAND_GREY",

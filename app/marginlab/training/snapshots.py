@@ -3,7 +3,7 @@
 A snapshot is taken every `snapshot_every` steps (and on demand). It holds the probe set's
 embeddings, the class weights and centres, the running training loss and accuracy, the probe
 (test) accuracy, the ArcFace Table-3 angle statistics, θ histograms and the measured margin per
-class, all computed by `marginlab.angles` (one implementation of each statistic).
+class, all computed by `marginlab.geometry.angles` (one implementation of each statistic).
 
 No NaN ever: a snapshot is built only from finite values. Non-finite embeddings (a diverging
 run) are replaced by zeros before any statistic (angles.py maps a zero vector to π/2 from
@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from marginlab.angles import (
+from marginlab.geometry.angles import (
     measured_margin,
     nearest_other_angles,
     table3_statistics,
@@ -140,7 +140,7 @@ def build_snapshot(
     params: Mapping[str, Any],
     skipped_steps: int,
 ) -> Snapshot:
-    """A snapshot from host arrays; every statistic comes from marginlab.angles."""
+    """A snapshot from host arrays; every statistic comes from marginlab.geometry.angles."""
     features = np.asarray(features, dtype=np.float32)
     bad_rows = ~np.isfinite(features).all(axis=1)
     if bad_rows.any():

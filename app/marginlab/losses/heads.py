@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marginlab.margins import (
+from marginlab.losses.margins import (
     LOSSES,
     MarginSpec,
     sphereface_lambda,

@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from marginlab.snapshots import Snapshot
-from marginlab.training import LockstepComparison, Run
-from marginlab.training_config import RunConfig
+from marginlab.training.config import RunConfig
+from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.snapshots import Snapshot
 
 FORMAT = "marginlab-run"
 FORMAT_VERSION = 1

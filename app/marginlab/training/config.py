@@ -14,8 +14,8 @@ from typing import Any
 
 import torch
 
-from marginlab.data import DATASETS
-from marginlab.heads import HEAD_LOSSES, HEAD_PARAMS, build_head, head_defaults
+from marginlab.data.datasets import DATASETS
+from marginlab.losses.heads import HEAD_LOSSES, HEAD_PARAMS, build_head, head_defaults
 
 # The head's hyper-parameters that a RunConfig carries (names as in heads.build_head).
 HEAD_FIELDS: tuple[str, ...] = (

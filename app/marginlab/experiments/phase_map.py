@@ -12,11 +12,11 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from marginlab.data import cache_root
+from marginlab.data.batches import load_device_data
+from marginlab.data.datasets import cache_root
 from marginlab.figures import compute_phase_map
-from marginlab.training import Run
-from marginlab.training_config import default_config, pick_device
-from marginlab.training_data import load_device_data
+from marginlab.training.config import default_config, pick_device
+from marginlab.training.run import Run
 
 # Which margin parameter "m" means on the map, per loss.
 MARGIN_OF_LOSS: dict[str, str] = {

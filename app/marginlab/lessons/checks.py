@@ -24,13 +24,13 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from marginlab.angles import target_angles
-from marginlab.config import run_config
-from marginlab.geometry import BAND, circle_directions, circle_runs, region_labels
-from marginlab.lessons import Lesson
-from marginlab.snapshots import Snapshot
-from marginlab.training import LockstepComparison, Run
-from marginlab.training_config import RunConfig
+from marginlab.geometry.angles import target_angles
+from marginlab.geometry.regions import BAND, circle_directions, circle_runs, region_labels
+from marginlab.lab_state import run_config
+from marginlab.lessons.parser import Lesson
+from marginlab.training.config import RunConfig
+from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.snapshots import Snapshot
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 CIRCLE_SAMPLES = 36_000  # 0.01° per sample: a band's width is measured to ±1.7e-4 rad
@@ -363,8 +363,8 @@ def unseen_faces_verified(lesson: Lesson, progress: Progress | None = None) -> C
     """Open-set verification on Olivetti (faces.run_open_set: train on `train_people` people,
     embed every image of the others, score same/different-person pairs by cosine): the ArcFace
     model's AUC must exceed `min_auc`. Needs the Olivetti download; without it, skipped."""
-    from marginlab.data import DatasetUnavailable
-    from marginlab.faces import run_open_set
+    from marginlab.data.datasets import DatasetUnavailable
+    from marginlab.experiments.faces import run_open_set
 
     params = lesson.claim.params
     min_auc = float(params["min_auc"])

@@ -45,10 +45,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from marginlab.backbones import build_backbone, state_hash
-from marginlab.heads import MarginHead, build_head
-from marginlab.snapshots import Snapshot, build_snapshot, history_limit
-from marginlab.training_config import (
+from marginlab.data.batches import BatchSampler, DeviceData, load_device_data
+from marginlab.losses.heads import MarginHead, build_head
+from marginlab.training.backbones import build_backbone, state_hash
+from marginlab.training.config import (
     HEAD_FIELDS,
     STRUCTURAL_FIELDS,
     RunConfig,
@@ -58,8 +58,8 @@ from marginlab.training_config import (
     pick_device,
     ramped_margin,
 )
-from marginlab.training_data import BatchSampler, DeviceData, load_device_data
-from marginlab.training_memory import release_freed_memory
+from marginlab.training.memory import release_freed_memory
+from marginlab.training.snapshots import Snapshot, build_snapshot, history_limit
 
 MAX_COMPARE = 6
 # Hyper-parameters that may change between steps (everything else needs a new run).

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from marginlab.angles import normalize_rows, theta_histogram
+from marginlab.geometry.angles import normalize_rows, theta_histogram
 
 DEFAULT_FARS: tuple[float, ...] = (1e-3, 1e-2, 1e-1)
 DEFAULT_MAX_PAIRS_PER_KIND = 10_000

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.figures_curves import pair_angle_bars
-from marginlab.figures_style import PALETTE, base_layout, f32, fast_figure, subplot_row, trace
-from marginlab.verification import VerificationReport
+from marginlab.experiments.verification import VerificationReport
+from marginlab.figures.curves import pair_angle_bars
+from marginlab.figures.style import PALETTE, base_layout, f32, fast_figure, subplot_row, trace
 
 FAR_MARK = 0.01
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from marginlab.data import Dataset, load_dataset
+from marginlab.data.datasets import Dataset, load_dataset
 
 # The probe subset is drawn with its own fixed seed: the same images for every run and seed.
 PROBE_SEED = 20_190_401

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from marginlab.margins import fallback_offset, fallback_threshold
+from marginlab.losses.margins import fallback_offset, fallback_threshold
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.angles import normalize_rows
-from marginlab.figures_style import (
+from marginlab.figures.style import (
     BAND_GREY,
     CLASS_LEGEND,
     MISCLASSIFIED,
@@ -27,7 +26,7 @@ from marginlab.figures_style import (
     margin_label,
     trace,
 )
-from marginlab.figures_views import (
+from marginlab.figures.views import (
     BAND_NAME,
     MISCLASSIFIED_NAME,
     check_dims,
@@ -36,7 +35,8 @@ from marginlab.figures_views import (
     subscript,
     weights_per_class,
 )
-from marginlab.geometry import (
+from marginlab.geometry.angles import normalize_rows
+from marginlab.geometry.regions import (
     PLAIN_ARGMAX,
     Projection3D,
     icosphere,

@@ -37,16 +37,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marginlab.data import OLIVETTI_CREDIT, Dataset, People, load_olivetti_people, split_per_person
-from marginlab.training import MAX_COMPARE, LockstepComparison, Run
-from marginlab.training_config import RunConfig, default_config, pick_device
-from marginlab.training_data import DeviceData, to_device
-from marginlab.verification import (
+from marginlab.data.batches import DeviceData, to_device
+from marginlab.data.datasets import (
+    OLIVETTI_CREDIT,
+    Dataset,
+    People,
+    load_olivetti_people,
+    split_per_person,
+)
+from marginlab.experiments.verification import (
     DEFAULT_MAX_PAIRS_PER_KIND,
     VerificationReport,
     split_identities,
     verify_embeddings,
 )
+from marginlab.training.config import RunConfig, default_config, pick_device
+from marginlab.training.run import MAX_COMPARE, LockstepComparison, Run
 
 DEFAULT_FACE_SIZE = 32  # Olivetti's 64x64 shrunk 2x: see `downsample`
 DEFAULT_MAX_SHIFT = 2  # pixels at 32x32 (about 6% of the width); faces are roughly centred

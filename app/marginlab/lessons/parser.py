@@ -38,9 +38,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from marginlab.config import PARSERS, LabConfig
+from marginlab.lab_state import PARSERS, LabConfig
 
-LESSONS_DIR = Path(__file__).resolve().parents[2] / "lessons"
+LESSONS_DIR = Path(__file__).resolve().parents[3] / "lessons"
 FIGURES: tuple[str, ...] = (
     "view",
     "raw",

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.angles import normalize_rows
-from marginlab.figures_style import (
+from marginlab.figures.style import (
     BAND_GREY,
     CLASS_LEGEND,
     MISCLASSIFIED,
@@ -30,7 +29,8 @@ from marginlab.figures_style import (
     rgba,
     trace,
 )
-from marginlab.geometry import (
+from marginlab.geometry.angles import normalize_rows
+from marginlab.geometry.regions import (
     BAND,
     PLAIN_ARGMAX,
     circle_directions,

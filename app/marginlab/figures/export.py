@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.figures_curves import theta_histogram_figure
-from marginlab.figures_sphere import band_width_hint, projection_figure, sphere_figure
-from marginlab.figures_style import UIREVISION, base_layout, fast_figure, margin_label, margin_of
-from marginlab.figures_views import circle_figure, raw_feature_figure
-from marginlab.geometry import pca_to_3d, subdivisions_for_band
+from marginlab.figures.curves import theta_histogram_figure
+from marginlab.figures.sphere import band_width_hint, projection_figure, sphere_figure
+from marginlab.figures.style import UIREVISION, base_layout, fast_figure, margin_label, margin_of
+from marginlab.figures.views import circle_figure, raw_feature_figure
+from marginlab.geometry.regions import pca_to_3d, subdivisions_for_band
 
 _THREE_D = {"mesh3d", "scatter3d", "cone", "surface", "isosurface", "volume", "streamtube"}
 HTML_CONFIG = {"displaylogo": False, "responsive": True}

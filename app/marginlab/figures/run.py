@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.angles import target_angles
 from marginlab.figures import (
     circle_figure,
     projection_figure,
@@ -24,8 +23,9 @@ from marginlab.figures import (
     theta_histogram_figure,
     training_curves_figure,
 )
-from marginlab.figures_style import margin_label, margin_of
-from marginlab.snapshots import Snapshot
+from marginlab.figures.style import margin_label, margin_of
+from marginlab.geometry.angles import target_angles
+from marginlab.training.snapshots import Snapshot
 
 VIEWS: tuple[str, ...] = ("view", "raw", "target_logit", "theta_hist", "curves")
 

@@ -11,8 +11,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.angles import measured_margin, nearest_other_angles, target_angles, theta_histogram
-from marginlab.figures_style import (
+from marginlab.figures.style import (
     BAND_GREY,
     PALETTE,
     angular_margin,
@@ -26,8 +25,14 @@ from marginlab.figures_style import (
     subplot_row,
     trace,
 )
-from marginlab.geometry import pair_angle_histograms
-from marginlab.margins import target_logit_np
+from marginlab.geometry.angles import (
+    measured_margin,
+    nearest_other_angles,
+    target_angles,
+    theta_histogram,
+)
+from marginlab.geometry.regions import pair_angle_histograms
+from marginlab.losses.margins import target_logit_np
 
 THETA_DEG = np.linspace(0.0, 180.0, 361)  # 0.5° steps: 20°, 30°, 45°, 60°… lie on the grid
 

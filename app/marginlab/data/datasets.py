@@ -145,7 +145,7 @@ def toy_data_path() -> Path:
     configured = os.environ.get("MARGINLAB_TOY_DATA")
     if configured:
         return Path(configured).expanduser()
-    return Path(__file__).resolve().parents[2] / "toy_data" / "mnist_subset.npz"
+    return Path(__file__).resolve().parents[3] / "toy_data" / "mnist_subset.npz"
 
 
 @functools.lru_cache(maxsize=4)
