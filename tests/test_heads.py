@@ -470,10 +470,7 @@ def test_autocast_keeps_the_margin_in_float32(loss: str, half: torch.dtype) -> N
     torch.testing.assert_close(logits[rows, y], head(x, y)[rows, y], atol=1e-4, rtol=1e-5)
 
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-@needs_cuda
+@pytest.mark.cuda  # skips without CUDA (conftest)
 @pytest.mark.parametrize("loss", HEAD_LOSSES)
 def test_cuda_matches_cpu_without_host_syncs(loss: str) -> None:
     head = build_head(loss, 8, 6, center_lambda=0.1).double()

@@ -19,7 +19,7 @@ from marginlab.data.datasets import DATASETS
 from marginlab.figures.style import LOSS_NAMES
 from marginlab.lab_state import LAB_LOSSES, LabConfig, tunable_params
 from marginlab.losses.margins import POLICIES
-from marginlab.training.config import pick_device
+from marginlab.training.config import device_available
 from ui.state import current_config, update_config
 
 DATASET_NAMES = {
@@ -172,14 +172,7 @@ def setup_controls(config: LabConfig, *, show_loss: bool = True, where: Any = st
 
 def available_devices() -> list[str]:
     """The devices this machine can train on (the CPU always)."""
-    devices = ["cpu"]
-    for name in ("cuda", "mps"):
-        try:
-            pick_device(name)
-        except ValueError:
-            continue
-        devices.append(name)
-    return devices
+    return ["cpu"] + [name for name in ("cuda", "mps") if device_available(name)]
 
 
 def training_controls(config: LabConfig, resolved: dict[str, Any], *, where: Any = st) -> None:

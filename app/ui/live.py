@@ -175,6 +175,7 @@ def adopt(slot: str, trainer: Trainer) -> None:
     first = configs[0]
     changes: dict[str, Any] = {
         "dataset": first.dataset,
+        "device": first.device,  # part of the trainer's identity: a mismatch would rebuild it
         "dim": first.dim,
         "seed": first.seed,
         "policy": first.policy,

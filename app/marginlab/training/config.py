@@ -271,6 +271,15 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def device_available(name: str) -> bool:
+    """Whether `pick_device(name)` would succeed on this machine ("auto" and "cpu" always)."""
+    try:
+        pick_device(name)
+    except ValueError:
+        return False
+    return True
+
+
 def uses(loss: str, name: str) -> bool:
     """Whether the head of `loss` uses hyper-parameter `name` (centre terms: every head)."""
     return name in HEAD_PARAMS[loss] or name in ("center_lambda", "center_alpha")

@@ -24,13 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from marginlab.training.config import RunConfig
+from marginlab.training.config import RunConfig, device_available
 from marginlab.training.run import LockstepComparison, Run
 from marginlab.training.snapshots import Snapshot
 
 FORMAT = "marginlab-run"
 FORMAT_VERSION = 1
 _KINDS = ("run", "comparison")
+_ACCELERATORS = ("cuda", "mps")  # saved device names that another machine may lack
 
 
 class RunFileError(Exception):
@@ -178,9 +179,14 @@ def _read(path: str | os.PathLike[str], kind: str | None) -> dict[str, Any]:
 
 
 def _config(run_payload: Mapping[str, Any], device: str | None) -> RunConfig:
+    """The saved config, on `device` if given. Without one, a run saved on a device this machine
+    lacks (a GPU run opened on a laptop) comes back on "auto": the tensors were read onto the
+    CPU (map_location), so only the saved device name stands in the way."""
     values = dict(run_payload["state"]["config"])
     if device is not None:
         values["device"] = device
+    elif values.get("device") in _ACCELERATORS and not device_available(values["device"]):
+        values["device"] = "auto"
     return RunConfig.from_dict(values)
 
 
