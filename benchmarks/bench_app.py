@@ -101,7 +101,7 @@ def lab_figures(run: Run, params: dict[str, Any], history: list) -> list:
         embedding_figure(snap, labels, params, names=names),
         logit_figure(snap, labels, params),
         raw_figure(snap, labels, params, names=names),
-        angle_figure(snap, labels, params),
+        angle_figure(snap, labels, params, names=names),
         curves_figure(history),
     ]
     return [fig for fig in figures if fig is not None]
@@ -112,7 +112,7 @@ def compare_figures(runs: list[Run], params: dict[str, dict]) -> list:
     figures = []
     for run in runs:
         spec = params[run.config.loss]
-        metrics_row(run.latest_snapshot())  # the table's row
+        metrics_row(run.latest_snapshot(), labels, spec, names=names)  # the table's row
         title = margin_label(run.config.loss, spec.get("s"), **margin_of(spec))
         fig = embedding_figure(run.latest_snapshot(), labels, spec, names=names, title=title)
         fig.update_layout(showlegend=False)

@@ -10,9 +10,10 @@ import pytest
 from marginlab.geometry.angles import (
     angles_to_weights,
     dot_rows,
-    measured_margin,
+    feature_statistics,
     nearest_other_angles,
     normalize_rows,
+    sample_leads,
     table3_statistics,
     target_angles,
     theta_histogram,
@@ -53,20 +54,51 @@ def test_nearest_other_with_one_class_is_pi():
     np.testing.assert_allclose(out, [math.pi])
 
 
-def test_measured_margin_hand_values():
-    # Class 0 samples at 0° and 20°: largest own angle 20°, smallest angle to W_1 70° → 50°.
-    # Class 1 samples at 60° and 80°: largest own angle 30°, smallest to W_0 60° → 30°.
-    # Class 2 (a third weight at 180°) has no sample → 0.
+def test_sample_leads_hand_values():
+    # Weights at 0°, 90° and 180°. A sample at 20° of class 0: own 20°, nearest other 70° → 50°.
+    # A sample at 60° of class 1: own 30°, nearest other (W_0) 60° → 30°.
+    # A sample at 60° labelled 0: own 60°, nearest other (W_1) 30° → −30° (wrong side).
     w = np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]])
-    x = np.array([_unit(0), _unit(20), _unit(60), _unit(80)])
-    y = np.array([0, 0, 1, 1])
-    np.testing.assert_allclose(measured_margin(x, y, w), np.radians([50, 30, 0]), atol=1e-9)
+    x = np.array([_unit(20), _unit(60), _unit(60)])
+    y = np.array([0, 1, 0])
+    np.testing.assert_allclose(sample_leads(x, y, w), np.radians([50, 30, -30]), atol=1e-9)
 
 
-def test_measured_margin_negative_when_classes_overlap():
-    x = np.array([_unit(60), _unit(30)])  # class 0 sample past the bisector
+def test_sample_leads_with_sub_centres_take_the_nearest_sub_centre():
+    # Class 0 has sub-centres at 0° and 100°, class 1 one at 90° (twice, K = 2).
+    w = np.array([[_unit(0), _unit(100)], [_unit(90), _unit(90)]])
+    x = np.array([_unit(95), _unit(45)])
     y = np.array([0, 1])
-    np.testing.assert_allclose(measured_margin(x, y, W), np.radians([30 - 60, 30 - 60]), atol=1e-9)
+    # 95°: own = 5° (to 100°), other = 5° (to 90°) → 0. 45°: own 45°, other 45° → 0.
+    np.testing.assert_allclose(sample_leads(x, y, w), [0.0, 0.0], atol=1e-9)
+    x = np.array([_unit(98)])
+    np.testing.assert_allclose(sample_leads(x, np.array([0]), w), np.radians([8 - 2]), atol=1e-9)
+    np.testing.assert_allclose(angles_to_weights(x, w), np.radians([[2, 8]]), atol=1e-9)
+
+
+def test_sample_leads_positive_exactly_when_the_nearest_weight_is_right():
+    rng = np.random.default_rng(3)
+    for weights in (rng.normal(size=(7, 3)), rng.normal(size=(7, 4, 3))):
+        x = rng.normal(size=(500, 3))
+        y = rng.integers(0, 7, 500)
+        theta = angles_to_weights(x, weights)
+        nearest = np.argmin(theta, axis=1)
+        np.testing.assert_array_equal(sample_leads(x, y, weights) > 0, nearest == y)
+
+
+def test_sample_leads_with_one_class_and_zero_features_are_finite():
+    out = sample_leads(np.array([[1.0, 0.0]]), np.array([0]), np.array([[1.0, 1.0]]))
+    np.testing.assert_allclose(out, [math.pi - math.pi / 4])
+    out = sample_leads(np.zeros((2, 2)), np.array([0, 1]), W)
+    np.testing.assert_allclose(out, [0.0, 0.0])
+
+
+def test_feature_statistics_equal_table3_intra_and_inter():
+    rng = np.random.default_rng(1)
+    x, y = rng.normal(size=(60, 3)), rng.integers(0, 4, 60)
+    stats = table3_statistics(x, y, rng.normal(size=(4, 3)))
+    alone = feature_statistics(x, y)
+    assert alone == {"intra": stats["intra"], "inter": stats["inter"]}
 
 
 def test_table3_statistics_hand_values():

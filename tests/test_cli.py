@@ -55,11 +55,23 @@ def test_train_json_has_the_contract_fields(trained):
     assert result["device"] == "cpu" and result["saved"] == str(path)
 
 
+def test_train_json_reports_leads_and_table3_on_the_test_set(trained):
+    """The lead fields are on the same images as test_acc: CosFace predicts by the largest
+    cosine, so the fraction of test images with a positive lead IS its test accuracy."""
+    result, _ = trained
+    angles = ("w_ec_deg", "w_inter_deg", "intra_deg", "inter_deg", "median_lead_deg")
+    assert all(-180 <= result[name] <= 180 for name in angles)
+    assert result["lead_positive"] == pytest.approx(result["test_acc"], abs=1e-6)
+    assert 0 <= result["margin_met"] <= result["lead_positive"]
+    assert "test set" in result["test_acc_on"]
+
+
 def test_eval_of_the_saved_run_gives_the_same_metrics(trained, capsys):
     result, path = trained
     assert main(["eval", "--load", str(path), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
-    for field in ("test_acc", "test_loss", "loss", "train_acc", "steps", "config", "init_hash"):
+    same = ("test_acc", "test_loss", "loss", "train_acc", "steps", "config", "init_hash")
+    for field in (*same, "median_lead_deg", "lead_positive", "margin_met", "w_ec_deg"):
         assert evaluated[field] == result[field], field
 
 

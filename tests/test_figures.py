@@ -18,6 +18,7 @@ from marginlab.figures import (
     compare_views,
     compute_phase_map,
     figure_to_html,
+    lead_histogram_figure,
     pair_angle_figure,
     phase_map_figure,
     projection_figure,
@@ -28,7 +29,6 @@ from marginlab.figures import (
     sphere_figure,
     target_logit_figure,
     target_probability_figure,
-    theta_histogram_figure,
     training_curves_figure,
 )
 from marginlab.figures.views import BAND_NAME, MISCLASSIFIED_NAME
@@ -243,14 +243,32 @@ def test_target_probability_figure_is_finite_and_monotone(s):
     assert "9 class weights" in fig.layout.title.subtitle.text
 
 
-def test_theta_histogram_figure_marks_requested_and_measured_margin():
+def test_lead_histogram_marks_the_requested_margin_and_counts_every_sample():
+    """Leads split into margin met / own weight nearest / another weight nearer; the line at
+    m sits where the met samples begin (lead ≥ m), whatever the layout of the weights."""
     x, y, w = _data(2)
-    fig = theta_histogram_figure(x, y, w, loss="arcface", m2=0.3)
-    assert [t.type for t in fig.data] == ["bar", "bar"]
-    assert "Measured margin" in fig.layout.title.subtitle.text
-    assert "requested margin m = 17.2°" in fig.layout.title.subtitle.text
-    assert any(s.type == "rect" for s in fig.layout.shapes)
+    fig = lead_histogram_figure(x, y, w, loss="arcface", m2=0.3)
+    met, band, wrong = fig.data
+    assert [t.type for t in fig.data] == ["bar", "bar", "bar"]
+    assert fig.layout.barmode == "stack"
+    assert sum(np.sum(t.y) for t in fig.data) == len(y)
+    centres = np.asarray(met.x)
+    assert np.all(centres[np.asarray(met.y) > 0] >= 17.2 - 2.5)  # bins holding a lead ≥ m
+    assert np.all(centres[np.asarray(wrong.y) > 0] < 0)  # lead ≤ 0: bins left of 0° (an edge)
+    m_line = [s for s in fig.layout.shapes if abs(s.x0 - math.degrees(0.3)) < 1e-9]
+    assert len(m_line) == 1
+    subtitle = fig.layout.title.subtitle.text
+    assert "Median" in subtitle and "lead ≥ m = 17.2°" in subtitle and "lowest class" in subtitle
+    assert "worst class" not in subtitle
     assert_clean(fig)
+
+
+def test_lead_histogram_without_an_angular_margin_states_the_region_test():
+    x, y, w = _data(2)
+    fig = lead_histogram_figure(x, y, w, loss="cosface", m3=0.2, names=list("abcd"))
+    subtitle = fig.layout.title.subtitle.text
+    assert "with-margin region" in subtitle and "requested m" not in str(fig.layout.annotations)
+    assert len(fig.layout.shapes) == 1  # only the median line: CosFace's m is not an angle
 
 
 EXTREMES = [
@@ -271,7 +289,7 @@ def test_no_nan_at_extreme_parameters_and_zero_features(params):
         extra = {"subdivisions": 3} if build is sphere_figure else {}
         for x in (np.zeros((len(y), dim)), _data(dim)[0] * 1e6):
             assert_clean(build(x, y, w, loss=loss, s=s, **extra, **params))
-        assert_clean(theta_histogram_figure(np.zeros((len(y), dim)), y, w, loss=loss, **params))
+        assert_clean(lead_histogram_figure(np.zeros((len(y), dim)), y, w, loss=loss, **params))
     assert_clean(target_probability_figure(loss, s, **params))
     assert_clean(target_logit_figure({"loss": loss, **params}, theta_y=np.zeros(5)))
     assert_clean(binary_boundary_figure([{"loss": loss, **params}]))

@@ -22,6 +22,7 @@ from marginlab.training.config import (
     paper_preset,
 )
 from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.snapshots import Snapshot
 
 CPU = torch.device("cpu")
 
@@ -278,13 +279,15 @@ def test_snapshot_contents(data):
     assert snap.weights.shape == (10, 3) and snap.centers.shape == (10, 3)
     assert set(snap.stats) == {"w_ec", "w_inter", "intra", "inter"}
     assert snap.theta_target_hist.sum() == snap.theta_other_hist.sum() == 300
-    assert snap.margin_per_class.shape == (10,)
     assert 0 <= snap.train_acc <= 1 and 0 <= snap.test_acc <= 1
     assert snap.params["loss"] == "center" and "lr" in snap.params
     assert snap.wall_time > 0
     frame = snap.frame(run.data.probe_labels)
     assert frame["loss"] == "center" and frame["features"] is snap.features
     assert "300" in run.probe_description
+    # A run file from before the per-class "measured margin" was dropped still loads.
+    old = Snapshot.from_state({**snap.to_state(), "margin_per_class": np.zeros(10, np.float32)})
+    assert old.step == snap.step and not hasattr(old, "margin_per_class")
 
 
 def test_history_is_a_bounded_ring_buffer(data):

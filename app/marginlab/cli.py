@@ -155,15 +155,20 @@ def _summary(run: Any) -> dict[str, Any]:
     """The JSON fields of one run: final loss and accuracies, time, NaN flag, config.
 
     loss and train_acc are the training window before the last snapshot (a saved run reloads
-    with that snapshot, so `eval` repeats them); test_acc is the whole test set, computed now."""
+    with that snapshot, so `eval` repeats them); test_acc is the whole test set, computed now,
+    and so are the leads and Table-3 angles (experiments.angle_report) on the same images."""
+    from marginlab.experiments.angle_report import angle_report
+
     snap = run.snapshot()  # returns the last one when nothing changed since
     evaluation = run.evaluate()
+    angles = angle_report(run, run.data.test_images, run.data.test_labels)
     return {
         "loss": snap.loss,
         "train_acc": snap.train_acc,
         "test_acc": evaluation["test_acc"],
         "test_loss": evaluation["test_loss"],
         "test_acc_on": f"the whole test set ({len(run.data.test_labels):,} images)",
+        **{name: round(value, 6) for name, value in angles.items()},
         "steps": run.steps,
         "seconds": round(run.elapsed, 3),
         "nan_seen": run.nan_seen,

@@ -16,12 +16,16 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from marginlab.experiments.angle_report import run_params
 from marginlab.figures import (
     binary_boundary_figure,
     target_logit_figure,
     target_probability_figure,
 )
 from marginlab.figures.run import (
+    LOWEST_CLASS,
+    MARGIN_MET,
+    MEDIAN_LEAD,
     angle_figure,
     curves_figure,
     embedding_figure,
@@ -41,18 +45,14 @@ FIGURE_CAPTIONS = {
     "view": "Features on the unit circle (2-D) or sphere (3-D); grey: the margin bands.",
     "raw": "Raw features before normalisation (2-D only).",
     "target_logit": "Target logit ψ(θ) against θ, with the θ_y histogram of the probe images.",
-    "theta_hist": "Angle to the own class weight vs the nearest other weight.",
+    "theta_hist": "Leads: angle to the nearest other class weight minus angle to the own "
+    "weight, with a line at the requested margin m.",
     "curves": "Training curves.",
     "boundary": "Two classes in the (θ₁, θ₂) plane: who wins, and the grey margin between.",
     "probability": "Probability of the right class as θ_y grows.",
 }
 # Figures drawn once for all runs of a comparison; the others get one panel per run.
 SHARED = ("target_logit", "boundary", "curves")
-
-
-def run_params(run: Run) -> dict[str, Any]:
-    """The loss and head parameters the run is ASKED to use (not the warm-up's partial margin)."""
-    return {"loss": run.config.loss, **run.config.head_params()}
 
 
 def _spec(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,7 +74,7 @@ def run_figure(
     if name == "target_logit":
         return logit_figure(snap, labels, params)
     if name == "theta_hist":
-        return angle_figure(snap, labels, params)
+        return angle_figure(snap, labels, params, names=names)
     if name == "curves":
         return curves_figure(list(run.history) or [snap])
     if name == "boundary":
@@ -100,18 +100,31 @@ def comparison_figure(name: str, runs: Sequence[Run]) -> go.Figure:
 
 
 def metrics_strip(run: Run, snap: Snapshot) -> None:
-    """Step, loss, accuracy, angles and measured margin of one run, and a NaN-guard note.
+    """Step, loss, accuracy, angles, the median lead and "margin met" of one run, and a
+    NaN-guard note.
 
     The note sits in a slot that is always there: an element appearing above the plots would
     shift them, and Streamlit would remount each plot's div, losing the user's 3-D camera.
     """
-    row = metrics_row(snap)
-    cols = st.columns(5)
+    names = run.data.dataset.class_names
+    row = metrics_row(snap, run.data.probe_labels, run_params(run), names=names)
+    cols = st.columns(6)
     cols[0].metric("step", f"{row['step']:,}")
     cols[1].metric("training loss", f"{row['training loss']:.3f}")
     cols[2].metric("test accuracy", f"{row['test acc %']:.1f} %")
     cols[3].metric("Intra / Inter", f"{row['Intra °']:.0f}° / {row['Inter °']:.0f}°")
-    cols[4].metric("measured margin", f"{row['measured margin ° (worst class)']:.1f}°")
+    cols[4].metric(
+        "measured margin",
+        f"{row[MEDIAN_LEAD]:.1f}°",
+        help="The median lead of the probe images: angle to the nearest other class weight "
+        "minus angle to the own weight.",
+    )
+    cols[5].metric(
+        "margin met",
+        f"{row[MARGIN_MET]:.0f} %",
+        help="Probe images past the margin the loss asks for (lead ≥ m for an angular margin, "
+        f"else inside the with-margin region). Lowest class {row[LOWEST_CLASS]}.",
+    )
     nan_note = st.empty()
     if run.nan_seen:
         nan_note.warning(
@@ -126,7 +139,12 @@ def metrics_table(runs: Sequence[Run]) -> None:
     rows = [
         {
             "loss": LOSS_NAMES[run.config.loss],
-            **metrics_row(run.latest_snapshot()),
+            **metrics_row(
+                run.latest_snapshot(),
+                run.data.probe_labels,
+                run_params(run),
+                names=run.data.dataset.class_names,
+            ),
             "initial weights": run.init_hash[:12],
         }
         for run in runs

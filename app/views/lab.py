@@ -102,10 +102,11 @@ def live_panel() -> None:
         else:
             st.caption("The raw feature view is drawn for 2-D embeddings.")
     with right:
-        show(angle_figure(snap, labels, params), "lab_angles")
+        show(angle_figure(snap, labels, params, names=names), "lab_angles")
     show(curves_figure(history), "lab_curves")
     st.markdown("**Angle statistics** (ArcFace paper, Table 3) and the measured margin")
-    st.dataframe(pd.DataFrame([metrics_row(snap)]), hide_index=True, width="stretch")
+    row = metrics_row(snap, labels, params, names=names)
+    st.dataframe(pd.DataFrame([row]), hide_index=True, width="stretch")
     st.caption(
         f"Test accuracy and angles are measured on {run.probe_description}. W-EC: weight to "
         "its class's feature centre; W-Inter: weight to the nearest other weight; Intra: "

@@ -5,7 +5,8 @@ One import point for the app; the builders live in small modules by job:
 - figures_views: the unit circle (2-D) and the raw feature plane;
 - figures_sphere: the sphere (3-D) and the PCA projection (d > 3);
 - figures_curves: target logit vs θ (ArcFace paper Fig. 4), binary decision margins (Fig. 5),
-  target-class probability, angle and pair-angle histograms;
+  target-class probability, pair-angle histograms;
+- figures_leads: the histogram of per-sample leads with the requested margin;
 - figures_training: training curves with the Table-3 angles, the (s, m) phase map;
 - figures_export: small multiples, self-contained HTML, animated replay.
 Every region and curve is computed from marginlab.losses.margins.target_logit (DESIGN.md §3).
@@ -18,7 +19,6 @@ from marginlab.figures.curves import (
     pair_angle_figure,
     target_logit_figure,
     target_probability_figure,
-    theta_histogram_figure,
 )
 from marginlab.figures.export import (
     compare_views,
@@ -28,6 +28,7 @@ from marginlab.figures.export import (
     replay_html,
     small_multiples,
 )
+from marginlab.figures.leads import lead_histogram_figure
 from marginlab.figures.sphere import projection_figure, sphere_figure
 from marginlab.figures.style import BAND_GREY, PALETTE, class_colors, margin_label
 from marginlab.figures.training_curves import (
@@ -51,6 +52,7 @@ __all__ = [
     "figure_html",
     "figure_to_html",
     "history_columns",
+    "lead_histogram_figure",
     "margin_label",
     "pair_angle_figure",
     "phase_map_figure",
@@ -62,6 +64,5 @@ __all__ = [
     "sphere_figure",
     "target_logit_figure",
     "target_probability_figure",
-    "theta_histogram_figure",
     "training_curves_figure",
 ]

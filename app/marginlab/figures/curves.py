@@ -1,6 +1,7 @@
 """Curves and histograms over the angle θ: the target logit (ArcFace paper Fig. 4), the binary
 decision boundaries (ArcFace paper Fig. 5 / its boundary table), the target-class probability,
-and angle histograms. Every curve is evaluated through margins.target_logit_np.
+and pair-angle histograms (the lead histogram is in figures.leads). Every curve is evaluated
+through margins.target_logit_np.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import plotly.graph_objects as go
 from marginlab.figures.style import (
     BAND_GREY,
     PALETTE,
-    angular_margin,
     base_layout,
     class_colors,
     f32,
@@ -25,12 +25,7 @@ from marginlab.figures.style import (
     subplot_row,
     trace,
 )
-from marginlab.geometry.angles import (
-    measured_margin,
-    nearest_other_angles,
-    target_angles,
-    theta_histogram,
-)
+from marginlab.geometry.angles import theta_histogram
 from marginlab.geometry.regions import pair_angle_histograms
 from marginlab.losses.margins import target_logit_np
 
@@ -299,112 +294,6 @@ def target_probability_figure(
         yaxis={"title": {"text": "softmax probability of the true class"}, "range": [0, 1.02]},
     )
     return fast_figure(traces, layout)
-
-
-def theta_histogram_figure(
-    features: np.ndarray,
-    labels: np.ndarray,
-    weights: np.ndarray,
-    *,
-    loss: str | None = None,
-    requested_margin: float | None = None,
-    bins: int = 36,
-    title: str | None = None,
-    **margin,
-) -> go.Figure:
-    """Intra-class angles (to the own weight) vs inter-class angles (to the nearest other
-    weight), in degrees. The measured margin (worst class, `angles.measured_margin`) is shown;
-    the requested angular margin (ArcFace's m, or `requested_margin` in radians) is drawn as a
-    grey strip after the largest intra-class angle: where the inter-class angles should begin.
-    """
-    labels = np.asarray(labels, dtype=np.int64)
-    own = target_angles(features, labels, weights)
-    other = nearest_other_angles(features, labels, weights)
-    if requested_margin is None and loss is not None:
-        requested_margin = angular_margin(loss, **margin)
-    traces = []
-    for name, angles, color in (
-        ("intra-class: angle to own weight W_y", own, PALETTE[0]),
-        ("inter-class: angle to nearest other weight", other, PALETTE[3]),
-    ):
-        counts, edges = theta_histogram(angles, bins)
-        traces.append(
-            trace(
-                "bar",
-                x=f32(np.degrees(edges[:-1] + edges[1:]) / 2),
-                y=f32(counts),
-                width=float(np.degrees(edges[1] - edges[0])),
-                name=name,
-                opacity=0.6,
-                marker={"color": color},
-                hovertemplate="%{x:.0f}°: %{y}<extra></extra>",
-            )
-        )
-    present = np.unique(labels)
-    per_class = measured_margin(features, labels, weights)[present] if len(present) else [0.0]
-    worst = math.degrees(float(np.min(per_class)))
-    subtitle = f"Measured margin (worst class): {worst:.1f}°"
-    shapes, annotations = [], []
-    if len(own):
-        edge = math.degrees(float(own.max()))
-        shapes.append(_vline(edge, "#333333"))
-        shapes.append(_vline(math.degrees(float(other.min())), PALETTE[3]))
-        if requested_margin:
-            req = math.degrees(requested_margin)
-            subtitle += f"; requested margin m = {req:.1f}°"
-            shapes.append(
-                {
-                    "type": "rect",
-                    "xref": "x",
-                    "yref": "paper",
-                    "x0": edge,
-                    "x1": edge + req,
-                    "y0": 0,
-                    "y1": 1,
-                    "fillcolor": rgba(BAND_GREY, 0.35),
-                    "line": {"width": 0},
-                }
-            )
-            annotations.append(
-                {
-                    "x": edge + req / 2,
-                    "y": 1.0,
-                    "xref": "x",
-                    "yref": "paper",
-                    "text": "requested m",
-                    "showarrow": False,
-                    "yanchor": "bottom",
-                }
-            )
-    subtitle += ". Lines: largest intra-class angle, smallest inter-class angle."
-    layout = base_layout(
-        title or "Angles to own vs nearest other class weight",
-        subtitle,
-        barmode="overlay",
-        xaxis={
-            "title": {"text": "angle (degrees)"},
-            "range": [0, 180],
-            "tickvals": list(range(0, 181, 30)),
-        },
-        yaxis={"title": {"text": "number of samples"}},
-        shapes=shapes,
-        annotations=annotations,
-        legend={"orientation": "h", "y": -0.2},
-    )
-    return fast_figure(traces, layout)
-
-
-def _vline(x: float, color: str) -> dict:
-    return {
-        "type": "line",
-        "xref": "x",
-        "yref": "paper",
-        "x0": x,
-        "x1": x,
-        "y0": 0,
-        "y1": 1,
-        "line": {"color": color, "width": 2, "dash": "dash"},
-    }
 
 
 def pair_angle_bars(hist: Mapping, names: tuple[str, str], **where) -> list[dict]:

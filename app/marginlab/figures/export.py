@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.figures.curves import theta_histogram_figure
+from marginlab.figures.leads import lead_histogram_figure
 from marginlab.figures.sphere import band_width_hint, projection_figure, sphere_figure
 from marginlab.figures.style import UIREVISION, base_layout, fast_figure, margin_label, margin_of
 from marginlab.figures.views import circle_figure, raw_feature_figure
@@ -110,7 +110,7 @@ VIEWS: dict[str, Callable[..., go.Figure]] = {
     "sphere": sphere_figure,
     "raw": raw_feature_figure,
     "projection": projection_figure,
-    "histogram": theta_histogram_figure,
+    "histogram": lead_histogram_figure,
 }
 
 

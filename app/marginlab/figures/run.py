@@ -20,14 +20,18 @@ from marginlab.figures import (
     raw_feature_figure,
     sphere_figure,
     target_logit_figure,
-    theta_histogram_figure,
     training_curves_figure,
 )
+from marginlab.figures.leads import lead_histogram_figure, lowest_class_text, summary_for
 from marginlab.figures.style import margin_label, margin_of
 from marginlab.geometry.angles import target_angles
 from marginlab.training.snapshots import Snapshot
 
 VIEWS: tuple[str, ...] = ("view", "raw", "target_logit", "theta_hist", "curves")
+# The metrics row's lead columns (the strip reads them by these names).
+MEDIAN_LEAD = "median lead °"
+MARGIN_MET = "margin met %"
+LOWEST_CLASS = "margin met, lowest class"
 
 
 def view_kwargs(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) -> dict:
@@ -77,11 +81,11 @@ def logit_figure(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) 
     return target_logit_figure(spec, theta_y=theta_y)
 
 
-def angle_figure(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) -> go.Figure:
-    """Intra- vs inter-class angle histograms, requested margin vs measured."""
-    return theta_histogram_figure(
-        snap.features, labels, snap.weights, loss=params["loss"], **margin_of(params)
-    )
+def angle_figure(
+    snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any], *, names=None
+) -> go.Figure:
+    """Histogram of the probe's leads with a line at the requested margin (figures.leads)."""
+    return lead_histogram_figure(**view_kwargs(snap, labels, params), names=names)
 
 
 def curves_figure(history: Sequence[Snapshot] | Mapping[str, Sequence[Snapshot]]) -> go.Figure:
@@ -91,9 +95,16 @@ def curves_figure(history: Sequence[Snapshot] | Mapping[str, Sequence[Snapshot]]
     return training_curves_figure([s.metrics() for s in history])
 
 
-def metrics_row(snap: Snapshot) -> dict[str, float | int]:
-    """One row of the metrics table: accuracies in %, angles in degrees."""
-    margins = np.asarray(snap.margin_per_class, dtype=np.float64)
+def metrics_row(
+    snap: Snapshot,
+    labels: np.ndarray,
+    params: Mapping[str, Any],
+    *,
+    names: Sequence[str] | None = None,
+) -> dict[str, float | int | str]:
+    """One row of the metrics table: accuracies in %, angles in degrees, and the probe's
+    leads against the margin asked for now (geometry.leads: median lead, margin met)."""
+    summary = summary_for(**view_kwargs(snap, labels, params))
     return {
         "step": snap.step,
         "training loss": round(float(snap.loss), 4),
@@ -103,7 +114,7 @@ def metrics_row(snap: Snapshot) -> dict[str, float | int]:
         "W-Inter °": round(math.degrees(snap.stats["w_inter"]), 1),
         "Intra °": round(math.degrees(snap.stats["intra"]), 1),
         "Inter °": round(math.degrees(snap.stats["inter"]), 1),
-        "measured margin ° (worst class)": round(math.degrees(float(margins.min())), 1)
-        if margins.size
-        else 0.0,
+        MEDIAN_LEAD: round(math.degrees(summary.median), 1),
+        MARGIN_MET: round(100 * summary.met_fraction, 1),
+        LOWEST_CLASS: lowest_class_text(summary, names),
     }

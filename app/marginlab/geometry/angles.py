@@ -8,8 +8,10 @@ Conventions for degenerate inputs (documented here, tested in tests/test_angles.
   is 0, i.e. it sits at π/2 from every direction.
 - With a single class there is no "other" weight: `nearest_other_angles` returns π (no
   competitor can be farther away) and the "w_inter"/"inter" statistics are 0.0.
-- A class without samples has no feature centre: it is left out of "w_ec" and "inter", and its
-  `measured_margin` is 0.0.
+- A class without samples has no feature centre: it is left out of "w_ec" and "inter".
+- Sub-centres (Deng et al., ECCV 2020): weights of shape (C, K, d) give θ_ij = the smallest
+  angle from feature i to one of class j's K sub-centres, exactly as the head's cosine is the
+  largest over its sub-centres.
 """
 
 from __future__ import annotations
@@ -56,7 +58,16 @@ def _angle_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def angles_to_weights(features: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(N, C) angles θ_ij between feature i and class weight W_j, in [0, π]."""
+    """(N, C) angles θ_ij between feature i and class weight W_j, in [0, π].
+
+    `weights` (C, d), or (C, K, d) for sub-centres: then θ_ij is the angle to the nearest of
+    class j's sub-centres (the head's cos θ_j is the largest over k, and arccos is decreasing).
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if weights.ndim == 3:
+        n_classes, k, d = weights.shape
+        theta = _angle_matrix(features, weights.reshape(n_classes * k, d))
+        return theta.reshape(theta.shape[0], n_classes, k).min(axis=2)
     return _angle_matrix(features, weights)
 
 
@@ -102,12 +113,32 @@ def _mean_nearest(angles: np.ndarray) -> float:
     return float(angles.min(axis=1).mean())
 
 
+def feature_statistics(
+    features: np.ndarray, labels: np.ndarray, n_classes: int | None = None
+) -> dict[str, float]:
+    """Table 3's "intra" and "inter" (radians) from the features alone: what can be measured
+    on identities without a class weight (the paper's Intra2 / Inter2 on unseen people).
+    Labels are 0..n_classes−1 (default: up to the largest label); empty classes are left out."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        return {"intra": 0.0, "inter": 0.0}
+    n_classes = int(labels.max()) + 1 if n_classes is None else n_classes
+    centres, present = _class_centres(features, labels, n_classes)
+    own_centre = normalize_rows(centres)[labels]
+    cos_intra = np.einsum("ij,ij->i", normalize_rows(features), own_centre)
+    return {
+        "intra": float(np.arccos(np.clip(cos_intra, -1.0, 1.0)).mean()),
+        "inter": _mean_nearest(_angle_matrix(centres[present], centres[present])),
+    }
+
+
 def table3_statistics(
     features: np.ndarray, labels: np.ndarray, weights: np.ndarray
 ) -> dict[str, float]:
     """The angle statistics of ArcFace (Deng et al., CVPR 2019), Table 3, in radians.
 
-    - "w_ec": mean angle between W_j and the centre of class j's features;
+    - "w_ec": mean angle between W_j and the centre of class j's features (how well each
+      weight is aligned with its class, not how tight the class is);
     - "w_inter": mean over j of the smallest angle between W_j and another W_k;
     - "intra": mean angle between each feature and its class's feature centre;
     - "inter": mean over classes of the smallest angle between feature centres.
@@ -116,39 +147,36 @@ def table3_statistics(
     weights = np.asarray(weights, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     n_classes = weights.shape[0]
-    centres, present = _class_centres(features, labels, n_classes)
     stats = {"w_ec": 0.0, "w_inter": 0.0, "intra": 0.0, "inter": 0.0}
     stats["w_inter"] = _mean_nearest(_angle_matrix(weights, weights))
     if len(labels) == 0:
         return stats
+    centres, present = _class_centres(features, labels, n_classes)
     w_to_centre = np.einsum(
         "ij,ij->i", normalize_rows(weights[present]), normalize_rows(centres[present])
     )
     stats["w_ec"] = float(np.arccos(np.clip(w_to_centre, -1.0, 1.0)).mean())
-    own_centre = normalize_rows(centres)[labels]
-    cos_intra = np.einsum("ij,ij->i", normalize_rows(features), own_centre)
-    stats["intra"] = float(np.arccos(np.clip(cos_intra, -1.0, 1.0)).mean())
-    stats["inter"] = _mean_nearest(_angle_matrix(centres[present], centres[present]))
+    stats.update(feature_statistics(features, labels, n_classes))
     return stats
 
 
-def measured_margin(features: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """(C,) the angular margin each class actually achieved, in radians.
+def sample_leads(features: np.ndarray, labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N,) the angular lead of each sample, radians: min over j ≠ y of θ_ij, minus θ_iy.
 
-    For class j: the smallest angle from a class-j sample to another class's weight minus the
-    largest angle from a class-j sample to W_j. Positive means every class-j sample is closer
-    to W_j than any class-j sample is to a rival weight, by that much; negative means overlap.
-    Classes without samples get 0.0.
+    The per-sample form of the margin ArcFace asks for (Deng et al., CVPR 2019, §2.1: the
+    boundary of class y against j is θ_y + m = θ_j, so a sample is past it exactly when its
+    lead is at least m). Positive exactly when the nearest normalised weight (or sub-centre,
+    for (C, K, d) weights) belongs to the sample's own class; 0 on a tie; with one class the
+    competitor sits at π (see `nearest_other_angles`).
     """
-    n_classes = np.asarray(weights).shape[0]
+    theta = angles_to_weights(features, weights)
     labels = np.asarray(labels, dtype=np.int64)
-    own = target_angles(features, labels, weights)
-    other = nearest_other_angles(features, labels, weights)
-    margin = np.zeros(n_classes)
-    for j in np.unique(labels):
-        mask = labels == j
-        margin[j] = other[mask].min() - own[mask].max()
-    return margin
+    rows = np.arange(len(labels))
+    own = theta[rows, labels]
+    if theta.shape[1] < 2:
+        return np.pi - own
+    theta[rows, labels] = np.inf
+    return theta.min(axis=1) - own
 
 
 def theta_histogram(angles: np.ndarray, bins: int = 36) -> tuple[np.ndarray, np.ndarray]:

@@ -2,8 +2,10 @@
 
 A snapshot is taken every `snapshot_every` steps (and on demand). It holds the probe set's
 embeddings, the class weights and centres, the running training loss and accuracy, the probe
-(test) accuracy, the ArcFace Table-3 angle statistics, θ histograms and the measured margin per
-class, all computed by `marginlab.geometry.angles` (one implementation of each statistic).
+(test) accuracy, the ArcFace Table-3 angle statistics and θ histograms, all computed by
+`marginlab.geometry.angles` (one implementation of each statistic). The leads and "margin met"
+depend on the margin asked for NOW, so the figures compute them from the features
+(geometry.leads), not the snapshot.
 
 No NaN ever: a snapshot is built only from finite values. Non-finite embeddings (a diverging
 run) are replaced by zeros before any statistic (angles.py maps a zero vector to π/2 from
@@ -11,7 +13,7 @@ everything) and counted in `nonfinite_features`; a window whose every step was s
 non-finite loss reports the previous window's loss.
 
 Memory (float32 arrays, N = probe size, d = dimension, C = classes, B = 36 histogram bins):
-    4·N·d (features) + 8·C·d (weights + centres) + 8·B (two histograms) + 4·C (margin)
+    4·N·d (features) + 8·C·d (weights + centres) + 8·B (two histograms)
     + 2 KB allowed for the numbers and hyper-parameters (`Snapshot.nbytes`).
 Default probe (N = 1,000), C = 10: 2-D ≈ 10 KB, 3-D ≈ 14 KB per snapshot; the default
 400-snapshot history is ≈ 4 MB (2-D) or ≈ 6 MB (3-D) per run, ≈ 25–35 MB for a six-run
@@ -31,7 +33,6 @@ from typing import Any
 import numpy as np
 
 from marginlab.geometry.angles import (
-    measured_margin,
     nearest_other_angles,
     table3_statistics,
     target_angles,
@@ -41,6 +42,7 @@ from marginlab.geometry.angles import (
 HISTOGRAM_BINS = 36  # 5° bins over [0, π]
 HISTOGRAM_EDGES = np.linspace(0.0, math.pi, HISTOGRAM_BINS + 1)
 _FIXED_BYTES = 2048  # numbers, hyper-parameters and Python object overhead, rounded up
+_DROPPED_FIELDS = ("margin_per_class",)  # in older run files; see Snapshot.from_state
 
 
 @dataclass(frozen=True, eq=False)
@@ -58,7 +60,6 @@ class Snapshot:
     stats: dict[str, float]  # ArcFace Table 3: w_ec, w_inter, intra, inter
     theta_target_hist: np.ndarray  # (36,) int32 counts of θ_y over [0, π]
     theta_other_hist: np.ndarray  # (36,) int32 counts of the nearest other-class angle
-    margin_per_class: np.ndarray  # (C,) float32 measured angular margin (angles.measured_margin)
     params: dict[str, Any]  # hyper-parameters in force (head params, ramped margin, lr)
     skipped_steps: int = 0  # steps skipped for a non-finite loss, since the run started
     nonfinite_features: int = 0  # probe embeddings that were not finite (set to zero)
@@ -72,7 +73,6 @@ class Snapshot:
             self.centers,
             self.theta_target_hist,
             self.theta_other_hist,
-            self.margin_per_class,
         )
         return sum(a.nbytes for a in arrays if a is not None) + _FIXED_BYTES
 
@@ -115,7 +115,6 @@ class Snapshot:
             "stats": dict(self.stats),
             "theta_target_hist": self.theta_target_hist,
             "theta_other_hist": self.theta_other_hist,
-            "margin_per_class": self.margin_per_class,
             "params": dict(self.params),
             "skipped_steps": self.skipped_steps,
             "nonfinite_features": self.nonfinite_features,
@@ -123,7 +122,8 @@ class Snapshot:
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Snapshot:
-        return cls(**dict(state))
+        # Files saved before the per-class "measured margin" was dropped still load.
+        return cls(**{k: v for k, v in state.items() if k not in _DROPPED_FIELDS})
 
 
 def build_snapshot(
@@ -164,9 +164,6 @@ def build_snapshot(
         stats=stats,
         theta_target_hist=theta_histogram(target, HISTOGRAM_BINS)[0].astype(np.int32),
         theta_other_hist=theta_histogram(other, HISTOGRAM_BINS)[0].astype(np.int32),
-        margin_per_class=np.nan_to_num(
-            measured_margin(features, labels, weights), nan=0.0, posinf=0.0, neginf=0.0
-        ).astype(np.float32),
         params=dict(params),
         skipped_steps=int(skipped_steps),
         nonfinite_features=int(bad_rows.sum()),
