@@ -60,7 +60,8 @@ from marginlab.figures.run import (  # noqa: E402
 )
 from marginlab.figures.style import margin_label, margin_of  # noqa: E402
 from marginlab.lab_state import DEFAULT_COMPARE, LabConfig, run_config  # noqa: E402
-from marginlab.training.run import LockstepComparison, Run  # noqa: E402
+from marginlab.training.comparison import LockstepComparison  # noqa: E402
+from marginlab.training.run import Run  # noqa: E402
 from ui.live import STEP_BUDGET_SECONDS, TICK_SECONDS, LiveTraining, _train_chunk  # noqa: E402
 from ui.live_plot import figure_json  # noqa: E402
 

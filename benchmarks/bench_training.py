@@ -30,8 +30,9 @@ import torch
 
 from marginlab.data.batches import to_device
 from marginlab.data.datasets import Dataset, load_dataset
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.run import Run
 
 COMPARE_LOSSES = ("softmax", "normface", "sphereface", "cosface", "arcface", "center")
 SEEDS = (0, 1, 2)
@@ -94,7 +95,7 @@ def part_b(threads: int, steps: int = 150) -> None:
 _RSS_CHILD = """
 import json, resource, sys, torch
 torch.set_num_threads({threads})
-from marginlab.training.run import LockstepComparison
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config
 baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 configs = [default_config(loss, {dim}, device="cpu", snapshot_every=1)

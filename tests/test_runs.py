@@ -11,8 +11,9 @@ import torch
 from marginlab.data.batches import to_device
 from marginlab.data.datasets import load_dataset
 from marginlab.training.backbones import state_hash
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.run import Run
 from marginlab.training.run_files import (
     FORMAT,
     RunFileError,

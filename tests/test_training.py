@@ -3,6 +3,7 @@ non-finite guard, snapshots, and (slow) that every loss learns mnist-toy in 2-D 
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -14,6 +15,7 @@ from marginlab.data.batches import BatchSampler, to_device
 from marginlab.data.datasets import load_dataset
 from marginlab.losses.heads import HEAD_LOSSES
 from marginlab.training.backbones import state_hash
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import (
     RunConfig,
     default_config,
@@ -21,7 +23,8 @@ from marginlab.training.config import (
     margin_ramp,
     paper_preset,
 )
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.comparison import LockstepComparison
+from marginlab.training.run import Run
 from marginlab.training.snapshots import Snapshot
 
 CPU = torch.device("cpu")
@@ -336,7 +339,9 @@ def test_every_loss_reaches_its_accuracy_without_nan(data, dim):
 def test_batch_size_changes_for_the_whole_comparison(data):
     comparison = LockstepComparison([config("arcface"), config("cosface")], data=data)
     comparison.step(1)
-    comparison["cosface"].set_params(batch_size=64)  # as the app does, run by run
+    with pytest.raises(ValueError, match="share batch_size"):
+        comparison["cosface"].set_params(batch_size=64)  # one run cannot: they share a sampler
+    comparison.set_params(batch_size=64)
     assert all(run.config.batch_size == 64 for run in comparison)
     assert len(comparison.sampler.next_indices()) == 64
     with pytest.raises(ValueError, match="batch_size"):
@@ -349,3 +354,22 @@ def test_heap_trimming_is_throttled():
 
     release_freed_memory(min_interval=0.0)
     assert release_freed_memory(min_interval=3600.0) is False  # too soon after the last one
+
+
+def test_the_augmentation_hook_changes_training_and_resumes_exactly(data):
+    """The hook's images are what the run trains on; its generator is part of the saved state,
+    so a run restored mid-way augments (and ends) exactly like one that never stopped."""
+    from marginlab.experiments.faces import augment_faces
+
+    plain = Run(config(), data=data)
+    straight = Run(config(), data=data, augment=augment_faces)
+    plain.step(3)
+    straight.step(3)
+    assert weights_of(plain) != weights_of(straight)
+    state = copy.deepcopy(straight.state_dict())
+    assert state["augment_generator"] is not None
+    straight.step(4)
+    resumed = Run(config(), data=data, augment=augment_faces)
+    resumed.load_state_dict(state)
+    resumed.step(4)
+    assert weights_of(resumed) == weights_of(straight)

@@ -235,7 +235,7 @@ def compare_command(args: argparse.Namespace) -> int:
     if not losses:
         raise CliError("--losses needs at least one loss")
     configs = [_config(loss, args) for loss in losses]
-    from marginlab.training.run import LockstepComparison
+    from marginlab.training.comparison import LockstepComparison
 
     try:
         comparison = LockstepComparison(configs)

@@ -15,7 +15,7 @@ import streamlit as st
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.figures import figure_html, replay_html
 from marginlab.figures.run import embedding_figure
-from marginlab.training.run import LockstepComparison
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.run_files import (
     RunFileError,
     load_comparison,

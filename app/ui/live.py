@@ -22,8 +22,9 @@ import streamlit as st
 
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.lab_state import tunable_params
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import RunConfig
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.run import Run
 from ui.state import update_config
 
 TICK_SECONDS = 0.35  # time between live updates while playing

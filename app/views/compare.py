@@ -6,7 +6,7 @@ from marginlab.figures import target_logit_figure
 from marginlab.figures.run import curves_figure, embedding_figure
 from marginlab.figures.style import margin_label, margin_of
 from marginlab.lab_state import LAB_LOSSES, MAX_COMPARE, run_config, tunable_params
-from marginlab.training.run import LockstepComparison
+from marginlab.training.comparison import LockstepComparison
 from ui.controls import (
     LOSS_NAMES,
     margin_controls,

@@ -13,7 +13,6 @@ from marginlab.experiments.faces import (
     olivetti_faces,
     open_set_config,
     open_set_experiment,
-    plug_augmentation,
 )
 from marginlab.figures.verification import pair_angle_panels, roc_figure
 from ui.controls import LOSS_NAMES
@@ -63,9 +62,7 @@ with closed_tab:
         setup = closed_setup(tuple(losses), k, dim, config.seed)
 
         def build(configs):
-            comparison = setup.comparison()
-            plug_augmentation(comparison, config.seed)
-            return comparison
+            return setup.comparison(augment=True)
 
         live = live_training("faces_closed", list(setup.configs), build, setup=(k,))
         transport(live, "faces_closed", speed=config.speed)

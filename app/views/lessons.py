@@ -16,7 +16,8 @@ from streamlit.errors import StreamlitAPIException
 from marginlab.lab_state import LabConfig, run_config, to_query, tunable_params
 from marginlab.lessons.checks import ClaimResult, Progress, check_claim
 from marginlab.lessons.parser import LESSONS_DIR, PRESET_KEYS, Lesson, load_lessons
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.comparison import LockstepComparison
+from marginlab.training.run import Run
 from ui.controls import (
     LOSS_NAMES,
     margin_controls,

@@ -35,7 +35,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from marginlab.data.batches import DeviceData, to_device
 from marginlab.data.datasets import (
@@ -51,8 +50,9 @@ from marginlab.experiments.verification import (
     split_identities,
     verify_embeddings,
 )
+from marginlab.training.comparison import MAX_COMPARE, LockstepComparison
 from marginlab.training.config import RunConfig, default_config, pick_device
-from marginlab.training.run import MAX_COMPARE, LockstepComparison, Run
+from marginlab.training.run import Run
 
 DEFAULT_FACE_SIZE = 32  # Olivetti's 64x64 shrunk 2x: see `downsample`
 DEFAULT_MAX_SHIFT = 2  # pixels at 32x32 (about 6% of the width); faces are roughly centred
@@ -108,6 +108,14 @@ def _shifted_grid(
     if flip:
         cols = torch.where(mirrored[:, None], width - 1 - cols, cols)
     return rows, cols + shifts[1][:, None]
+
+
+def augment_faces(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """The engine's augmentation hook (training.run.Augment) for faces: a stored uint8 batch
+    to [0, 1] floats, flipped and shifted by `augment_batch`. Each run of a comparison gets its
+    own generator with the same seed, so the lock-step runs still see identical batches."""
+    floats = images.float() / 255.0 if images.dtype == torch.uint8 else images
+    return augment_batch(floats, generator)
 
 
 # --------------------------------------------------------------------------- face data
@@ -209,12 +217,10 @@ class FaceSetup:
     def comparison(
         self, device: str | torch.device | None = None, *, augment: bool = False
     ) -> LockstepComparison:
-        """All configs in lock-step: same batches, same initial backbone; `augment` plugs
-        `augment_batch` into every run (see `plug_augmentation`)."""
-        comparison = LockstepComparison(self.configs, data=self.device_data(device))
-        if augment:
-            plug_augmentation(comparison, self.configs[0].seed)
-        return comparison
+        """All configs in lock-step: same batches, same initial backbone; `augment` hands
+        `augment_faces` to every run (the engine's augmentation hook)."""
+        hook = augment_faces if augment else None
+        return LockstepComparison(self.configs, data=self.device_data(device), augment=hook)
 
 
 def _face_configs(
@@ -306,37 +312,6 @@ def open_set_config(
         train_people=train_people,
         verify_people=verify_people,
     )
-
-
-class AugmentedBackbone(nn.Module):
-    """A backbone that augments its input batch while training (eval passes images through).
-
-    A bridge until the engine has an augmentation hook: each run of a comparison gets its own
-    generator with the same seed, and every run draws the same numbers at every step, so the
-    lock-step runs still see identical (augmented) batches.
-    """
-
-    def __init__(self, backbone: nn.Module, seed: int, max_shift: int = DEFAULT_MAX_SHIFT):
-        super().__init__()
-        self.backbone = backbone
-        self.max_shift = max_shift
-        # On the CPU: the same augmentations on every device.
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        if self.training:
-            floats = images.float() / 255.0 if images.dtype == torch.uint8 else images
-            images = augment_batch(floats, self.generator, max_shift=self.max_shift)
-        return self.backbone(images)
-
-
-def plug_augmentation(comparison: LockstepComparison, seed: int) -> None:
-    """Wrap every run's backbone in AugmentedBackbone (the optimiser keeps the same tensors).
-
-    Such a comparison is for this experiment only: its runs' state dicts gain a prefix.
-    """
-    for run in comparison:
-        run.backbone = AugmentedBackbone(run.backbone, seed)
 
 
 @dataclass(frozen=True, eq=False)

@@ -28,8 +28,9 @@ from marginlab.geometry.angles import target_angles
 from marginlab.geometry.regions import BAND, circle_directions, circle_runs, region_labels
 from marginlab.lab_state import run_config
 from marginlab.lessons.parser import Lesson
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import RunConfig
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.run import Run
 from marginlab.training.snapshots import Snapshot
 
 Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)

@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import RunConfig, device_available
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.run import Run
 from marginlab.training.snapshots import Snapshot
 
 FORMAT = "marginlab-run"
