@@ -23,7 +23,6 @@ from marginlab.training.config import (
     margin_ramp,
     paper_preset,
 )
-from marginlab.training.comparison import LockstepComparison
 from marginlab.training.run import Run
 from marginlab.training.snapshots import Snapshot
 
