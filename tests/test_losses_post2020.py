@@ -14,10 +14,14 @@ import torch.nn.functional as F
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from marginlab.data.batches import to_device
+from marginlab.data.datasets import load_dataset
 from marginlab.losses.adaptive_base import ADAPTIVE_LOSSES, PAPER_PRESETS, adaptive_defaults
 from marginlab.losses.adaptive_heads import build_adaptive_head
 from marginlab.losses.heads import build_head
 from marginlab.losses.margins import POLICIES
+from marginlab.training.backbones import build_backbone
+from marginlab.training.evaluation import test_set_metrics
 
 F64 = torch.float64
 EPS = 1e-7
@@ -443,3 +447,24 @@ def test_a_head_takes_and_ignores_the_names_other_losses_use() -> None:
     assert head.params()["m2"] == 0.25 and head.params()["sigma"] == 0.02
     head.set_params(sigma=0.0, k=3)
     assert head.params()["sigma"] == 0.0
+
+
+@pytest.mark.parametrize("loss", ["adaface", "curricularface", "adacos", "elasticface-arc"])
+def test_whole_test_set_metrics_leave_the_running_state_alone(loss: str) -> None:
+    """Real digits, a real backbone: evaluating must not learn statistics from test images."""
+    data = to_device(load_dataset("mnist-toy"), torch.device("cpu"), probe_size=50)
+    torch.manual_seed(0)
+    backbone = build_backbone(data.image_shape, 2)
+    head = build_adaptive_head(loss, 2, data.num_classes)
+    head.generator = torch.Generator().manual_seed(0)
+    x = backbone(data.train_images[:64])
+    head.compute_loss(x, data.train_labels[:64])  # a training forward: the state moves
+    before = {k: v.clone() for k, v in head.state_dict().items() if isinstance(v, torch.Tensor)}
+    draws = head.generator.get_state()
+    metrics = test_set_metrics(backbone, head, data, 2)
+    assert 0 <= metrics["test_acc"] <= 1 and math.isfinite(metrics["test_loss"])
+    assert head.training  # put back as it was
+    for name, value in head.state_dict().items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, before[name]), name
+    assert torch.equal(head.generator.get_state(), draws)

@@ -39,7 +39,20 @@ def test_set_metrics(
     backbone: torch.nn.Module, head: MarginHead, data: DeviceData, dim: int
 ) -> dict[str, float]:
     """Accuracy and mean loss (margin included) on the WHOLE test set, eval mode; a
-    non-finite loss is reported as 0.0 (the accuracy is always finite)."""
+    non-finite loss is reported as 0.0 (the accuracy is always finite). The head is in eval
+    mode too: heads with running state (AdaFace, CurricularFace, AdaCos) read it without
+    updating it from test images, and ElasticFace draws nothing."""
+    was_training = head.training
+    head.eval()
+    try:
+        return _test_set_metrics(backbone, head, data, dim)
+    finally:
+        head.train(was_training)
+
+
+def _test_set_metrics(
+    backbone: torch.nn.Module, head: MarginHead, data: DeviceData, dim: int
+) -> dict[str, float]:
     correct = 0
     loss_sum = 0.0
     count = 0
