@@ -1,0 +1,263 @@
+"""The training service: worker processes that hold every session's trainers, apart from the
+page's script threads (DESIGN.md §4: training in the script thread throttled it to a quarter of
+a core and made every button wait for a tick).
+
+    service = TrainingService()                      # workers start in the background
+    handle = service.create(functools.partial(Run, config))
+    handle.play(); ...; steps = handle.pause()      # exact: no step after the reply
+    handle.runs[0].latest_snapshot()                 # never waits on a step
+
+- Workers: max(1, cores − 1) by default (one core is left to the server, which draws), or
+  $MARGINLAB_WORKERS; started with the spawn method (safe in a threaded server), one torch
+  thread each. A new trainer goes to the worker holding the fewest.
+- A trainer is built in its worker by a picklable zero-argument callable (a Run or a
+  LockstepComparison class with its configs in functools.partial, a loader of run-file
+  bytes, ...), so no model or tensor ever crosses the pipe.
+- Lifecycle: `close()` ends a trainer; one that nobody touched for `ttl` seconds (a closed
+  tab) is ended by the reaper thread. Workers exit when the server does, also on SIGKILL (see
+  worker.py); `shutdown()` (also at exit) stops them and the service's threads.
+- Faults: a worker that dies is started again; its trainers are marked crashed with a message
+  (their pages offer Reset) and every other trainer goes on.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import itertools
+import multiprocessing
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any
+
+from marginlab.training.service.handle import TrainerHandle
+from marginlab.training.service.messages import Command, Created, Reply, Update
+from marginlab.training.service.worker import worker_main
+
+DEFAULT_TTL_S = 120.0  # as Streamlit keeps a closed tab's session (server.disconnectedSessionTTL)
+CREATE_TIMEOUT_S = 600.0  # building may download a data set
+COMMAND_TIMEOUT_S = 120.0  # one step of a six-run comparison on a busy machine, with margin
+# A worker that dies this soon after its start, this many times in a row, is not restarted
+# again (a crash loop: e.g. a server whose main module cannot be imported by spawn).
+QUICK_DEATH_S = 10.0
+MAX_QUICK_DEATHS = 3
+
+
+class WorkerCrashed(RuntimeError):
+    """The worker holding a trainer died; the trainer is gone (Reset makes a new one)."""
+
+
+def worker_count(configured: int | None = None) -> int:
+    """`configured`, else $MARGINLAB_WORKERS, else max(1, usable cores − 1)."""
+    if configured is None:
+        text = os.environ.get("MARGINLAB_WORKERS", "").strip()
+        if text:
+            configured = int(text)
+    if configured is not None:
+        if configured < 1:
+            raise ValueError(f"the training service needs at least one worker, got {configured}")
+        return configured
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores - 1)
+
+
+class TrainingService:
+    """Worker processes holding trainers; `create` gives the page a TrainerHandle."""
+
+    def __init__(self, workers: int | None = None, *, ttl: float = DEFAULT_TTL_S) -> None:
+        self.ttl = float(ttl)
+        self._context = multiprocessing.get_context("spawn")
+        self._lock = threading.Lock()
+        self._handles: dict[str, TrainerHandle] = {}
+        self._closing = threading.Event()
+        self.workers = [_Worker(self, index) for index in range(worker_count(workers))]
+        self._reaper = threading.Thread(target=self._reap, name="marginlab-reaper", daemon=True)
+        self._reaper.start()
+        atexit.register(self.shutdown)
+
+    def create(
+        self, build: Callable[[], Any], *, timeout: float = CREATE_TIMEOUT_S
+    ) -> TrainerHandle:
+        """A new trainer built by `build()` in the least loaded worker (exceptions of the
+        build, e.g. DatasetUnavailable or RunFileError, are raised here)."""
+        trainer_id = uuid.uuid4().hex
+        with self._lock:
+            loads = {id(w): 0 for w in self.workers}
+            for handle in self._handles.values():
+                loads[id(handle.worker)] = loads.get(id(handle.worker), 0) + 1
+            working = [w for w in self.workers if not w.broken] or self.workers
+            worker = min(working, key=lambda w: loads[id(w)])
+        created: Created = worker.request(Command(None, "create", trainer_id, build), timeout)
+        handle = TrainerHandle(
+            trainer_id, created, lambda name, payload, wait: worker.send(
+                trainer_id, name, payload, wait
+            ),
+        )  # fmt: skip
+        handle.worker = worker  # type: ignore[attr-defined]
+        with self._lock:
+            self._handles[trainer_id] = handle
+        return handle
+
+    def handles(self) -> list[TrainerHandle]:
+        with self._lock:
+            return list(self._handles.values())
+
+    def close(self, handle: TrainerHandle) -> None:
+        handle.close()
+        with self._lock:
+            self._handles.pop(handle.id, None)
+
+    def worker_pids(self) -> list[int]:
+        return [worker.process.pid for worker in self.workers if worker.process.pid]
+
+    def ping(self, timeout: float = COMMAND_TIMEOUT_S) -> list[dict[str, Any]]:
+        """Each worker's process id and the trainers it holds (waits for every worker)."""
+        return [w.request(Command(None, "ping", "", None), timeout) for w in self.workers]
+
+    def shutdown(self, timeout: float = 5.0) -> None:
+        """Stop every worker and the service's threads (idempotent)."""
+        if self._closing.is_set():
+            return
+        self._closing.set()
+        for worker in self.workers:
+            worker.stop(timeout)
+        if self._reaper is not threading.current_thread():
+            self._reaper.join(timeout)
+        atexit.unregister(self.shutdown)
+
+    # ----- called by the workers' reader threads ---------------------------------------------
+    def _on_update(self, update: Update) -> None:
+        with self._lock:
+            handle = self._handles.get(update.trainer)
+        if handle is not None:
+            handle.apply_update(update)
+
+    def _on_worker_lost(self, worker: _Worker, exitcode: int | None) -> None:
+        with self._lock:
+            lost = [h for h in self._handles.values() if h.worker is worker]  # type: ignore[attr-defined]
+            for handle in lost:
+                self._handles.pop(handle.id, None)
+        for handle in lost:
+            handle.mark_crashed(
+                f"The training worker stopped unexpectedly (exit code {exitcode}) at step "
+                f"{handle.steps}; this run is lost. Press Reset to start a new one."
+            )
+
+    def _reap(self) -> None:
+        """End trainers nobody has looked at for `ttl` seconds (their tab is gone)."""
+        while not self._closing.wait(min(5.0, self.ttl / 4)):
+            now = time.monotonic()
+            for handle in self.handles():
+                if now - handle.last_touch > self.ttl:
+                    self.close(handle)
+
+
+class _Worker:
+    """The server's end of one worker process: its pipe, its pending requests, its reader."""
+
+    def __init__(self, service: TrainingService, index: int) -> None:
+        self.service = service
+        self.index = index
+        self._send_lock = threading.Lock()
+        self._requests = itertools.count(1)
+        self._pending: dict[int, Future] = {}
+        self._quick_deaths = 0
+        self.broken = ""  # why this worker is not restarted any more
+        self._start()
+
+    def _start(self) -> None:
+        context = self.service._context
+        here, there = context.Pipe(duplex=True)
+        self.process = context.Process(
+            target=worker_main,
+            args=(there, os.getpid()),
+            name=f"marginlab-worker-{self.index}",
+            daemon=True,  # and multiprocessing ends it at a normal interpreter exit
+        )
+        self.started = time.monotonic()
+        self.process.start()
+        there.close()  # the worker's end lives in the worker only: our death is its EOF
+        self.conn = here
+        self.reader = threading.Thread(
+            target=self._read, args=(here, self.process), name=f"{self.process.name}-reader",
+            daemon=True,
+        )  # fmt: skip
+        self.reader.start()
+
+    def send(self, trainer_id: str, name: str, payload: Any, wait: bool) -> Any:
+        """Send a command; with `wait`, block until its reply and return its value."""
+        if wait:
+            return self.request(Command(None, name, trainer_id, payload), COMMAND_TIMEOUT_S)
+        # A dead worker is reported by the reader thread.
+        with self._send_lock, contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send(Command(None, name, trainer_id, payload))
+        return None
+
+    def request(self, command: Command, timeout: float) -> Any:
+        """Send `command` with a fresh request id and wait for its reply (the worker's
+        exception is raised here)."""
+        if self.broken:
+            raise WorkerCrashed(self.broken)
+        future: Future = Future()
+        with self._send_lock:
+            request_id = next(self._requests)
+            self._pending[request_id] = future
+            try:
+                self.conn.send(Command(request_id, command.name, command.trainer, command.payload))
+            except (BrokenPipeError, OSError):
+                self._pending.pop(request_id, None)
+                raise WorkerCrashed("the training worker is not running") from None
+        return future.result(timeout)
+
+    def _read(self, conn: Any, process: Any) -> None:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:  # an unpicklable message: skip it, keep the pipe
+                continue
+            if isinstance(message, Reply):
+                with self._send_lock:
+                    future = self._pending.pop(message.request, None)
+                if future is None:
+                    continue
+                if message.ok:
+                    future.set_result(message.value)
+                else:
+                    future.set_exception(message.value)
+            elif isinstance(message, Update):
+                self.service._on_update(message)
+        process.join(1.0)
+        with self._send_lock:
+            pending, self._pending = self._pending, {}
+        for future in pending.values():
+            future.set_exception(WorkerCrashed(f"the training worker died ({process.exitcode})"))
+        if self.service._closing.is_set():
+            return
+        self.service._on_worker_lost(self, process.exitcode)
+        quick = time.monotonic() - self.started < QUICK_DEATH_S
+        self._quick_deaths = self._quick_deaths + 1 if quick else 0
+        if self._quick_deaths >= MAX_QUICK_DEATHS:
+            self.broken = f"the training worker keeps dying at start (exit code {process.exitcode})"
+            return
+        self._start()  # a fresh worker for new trainers; the other workers never noticed
+
+    def stop(self, timeout: float) -> None:
+        """Ask the worker to exit, wait for it (kill it if it does not), close the pipe."""
+        with self._send_lock, contextlib.suppress(BrokenPipeError, OSError):
+            self.conn.send(Command(None, "exit", "", None))
+        self.process.join(timeout)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(timeout)
+        if self.reader is not threading.current_thread():
+            self.reader.join(timeout)  # the worker's exit is the reader's end-of-file
+        self.conn.close()
