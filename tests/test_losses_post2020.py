@@ -20,8 +20,8 @@ from marginlab.losses.adaptive_base import ADAPTIVE_LOSSES, PAPER_PRESETS, adapt
 from marginlab.losses.adaptive_heads import build_adaptive_head
 from marginlab.losses.heads import build_head
 from marginlab.losses.margins import POLICIES
+from marginlab.training import evaluation  # not its function: pytest would collect test_*
 from marginlab.training.backbones import build_backbone
-from marginlab.training.evaluation import test_set_metrics
 
 F64 = torch.float64
 EPS = 1e-7
@@ -461,7 +461,7 @@ def test_whole_test_set_metrics_leave_the_running_state_alone(loss: str) -> None
     head.compute_loss(x, data.train_labels[:64])  # a training forward: the state moves
     before = {k: v.clone() for k, v in head.state_dict().items() if isinstance(v, torch.Tensor)}
     draws = head.generator.get_state()
-    metrics = test_set_metrics(backbone, head, data, 2)
+    metrics = evaluation.test_set_metrics(backbone, head, data, 2)
     assert 0 <= metrics["test_acc"] <= 1 and math.isfinite(metrics["test_loss"])
     assert head.training  # put back as it was
     for name, value in head.state_dict().items():
