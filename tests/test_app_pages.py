@@ -61,6 +61,25 @@ def test_lab_play_step_pause_reset():
     assert not at.exception
 
 
+def test_lab_shows_leads_and_table3_on_labelled_sets():
+    """The strip's measured margin is the median lead and "margin met" sits beside it; Table 3
+    is measured on the training images and the held-out images (the probe), each labelled."""
+    at = page("views/lab.py")
+    {b.label: b for b in at.button}["Step"].click().run()
+    assert not at.exception
+    labels = [metric.label for metric in at.metric]
+    assert labels[:6] == [
+        "step", "training loss", "test accuracy", "Intra / Inter", "measured margin", "margin met",
+    ]  # fmt: skip
+    [table] = [frame.value for frame in at.dataframe if "set" in frame.value.columns]
+    assert list(table["set"]) == ["training images", "held-out images of the training classes"]
+    assert "1,000 of the" in table["note"][0] and "test images" in table["note"][1]
+    captions = " ".join(caption.value for caption in at.caption)
+    assert "aligned" in captions and "Faces page" in captions
+    [row] = [frame.value for frame in at.dataframe if "median lead °" in frame.value.columns]
+    assert "worst class" not in " ".join(row.columns)
+
+
 def test_margin_slider_redraws_the_picture_and_reaches_the_run():
     at = page("views/lab.py")
     before = live_figures(at)["lab_view"]

@@ -45,7 +45,15 @@ def test_open_set_reports_verification_metrics(olivetti_cache):
     [run] = [b for b in at.button if b.label.startswith("Run the open-set")]
     run.click().run()
     assert not at.exception
-    table = at.dataframe[-1].value
+    [table] = [frame.value for frame in at.dataframe if "AUC" in frame.value.columns]
     assert list(table["loss"]) == ["Softmax", "ArcFace"]
     assert table["AUC"].between(0.5, 1.0).all()
+    # Table 3 on the three sets, each labelled, for each loss; no W-EC for unseen people.
+    [angles] = [frame.value for frame in at.dataframe if "set" in frame.value.columns]
+    sets = ["training images", "held-out images of the training classes", "unseen identities"]
+    assert list(angles["set"]) == sets * 2
+    assert list(angles["loss"]) == ["Softmax"] * 3 + ["ArcFace"] * 3
+    unseen = angles[angles["set"] == "unseen identities"]
+    assert unseen["W-EC °"].isna().all() and unseen["Intra °"].gt(0).all()
+    assert any("W-EC" in caption.value and "aligned" in caption.value for caption in at.caption)
     assert len(at.get("image")) == 2  # the hardest false match and false non-match

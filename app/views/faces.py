@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from marginlab.data.datasets import DatasetUnavailable
+from marginlab.experiments.angle_report import table3_sets
 from marginlab.experiments.faces import (
     CLOSED_SET_PEOPLE,
     FACE_LOSSES,
@@ -19,6 +20,7 @@ from ui.controls import LOSS_NAMES
 from ui.live import live_training, run_every, transport
 from ui.panels import metrics_table, show_figures
 from ui.state import page_setup
+from ui.table3 import definitions_caption, table3_frame
 
 CREDIT = "Olivetti faces: AT&T Laboratories Cambridge (formerly Olivetti Research Laboratory)."
 
@@ -86,8 +88,15 @@ def verify(losses: tuple[str, ...], dim: int, steps: int, seed: int) -> dict:
     bar = st.progress(0.0, text="preparing")
     setup = open_set_config(losses, dim=dim, steps=steps, seed=seed)
     result = open_set_experiment(setup, progress=lambda f, text: bar.progress(f, text=text))
+    bar.progress(1.0, text="Table 3 on the training, held-out and unseen images")
+    unseen = (setup.verify_images, setup.verify_labels)
+    table3 = {
+        LOSS_NAMES[name]: table3_sets(run, unseen=unseen)
+        for name, run in result.comparison.runs.items()
+    }
     bar.empty()
     return {
+        "table3": table3,
         "key": (losses, dim, steps, seed),
         "reports": {LOSS_NAMES[name]: report for name, report in result.reports.items()},
         "images": setup.verify_images,
@@ -142,6 +151,11 @@ with open_tab:
             ]
         )
         st.dataframe(table, hide_index=True, width="stretch")
+        st.markdown("**Angle statistics on three sets** (ArcFace paper, Table 3)")
+        frames = [table3_frame(rows).assign(loss=name) for name, rows in result["table3"].items()]
+        table3 = pd.concat(frames, ignore_index=True)
+        st.dataframe(table3[["loss", *table3.columns[:-1]]], hide_index=True, width="stretch")
+        definitions_caption()
         st.plotly_chart(roc_figure(reports), key="faces_roc")
         st.plotly_chart(pair_angle_panels(reports), key="faces_pairs")
         chosen = st.selectbox("hardest pairs of", list(reports), key="faces_hard_loss")

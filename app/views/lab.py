@@ -26,6 +26,7 @@ from ui.live_plot import live_plotly
 from ui.panels import metrics_strip
 from ui.presenter import figure_height, presenter_css, styled
 from ui.state import page_setup, update_config
+from ui.table3 import table3_panel
 
 SLOT = "lab"
 
@@ -104,14 +105,17 @@ def live_panel() -> None:
     with right:
         show(angle_figure(snap, labels, params, names=names), "lab_angles")
     show(curves_figure(history), "lab_curves")
-    st.markdown("**Angle statistics** (ArcFace paper, Table 3) and the measured margin")
+    st.markdown("**This snapshot**: accuracy, Table-3 angles and leads")
     row = metrics_row(snap, labels, params, names=names)
     st.dataframe(pd.DataFrame([row]), hide_index=True, width="stretch")
     st.caption(
-        f"Test accuracy and angles are measured on {run.probe_description}. W-EC: weight to "
-        "its class's feature centre; W-Inter: weight to the nearest other weight; Intra: "
-        "feature to its class centre; Inter: between nearest class centres."
+        f"Test accuracy, angles and leads are measured on the held-out images of the training "
+        f"classes: {run.probe_description}. Lead = angle to the nearest other class weight − "
+        "angle to the own weight; margin met: lead ≥ m for an angular margin, else inside the "
+        "class's with-margin region."
     )
+    st.markdown("**Angle statistics on three sets** (ArcFace paper, Table 3)")
+    table3_panel(live, run, snap, key="lab_table3")
 
 
 live_panel()

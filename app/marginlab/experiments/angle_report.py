@@ -127,6 +127,8 @@ def table3_row(
 ) -> Table3Row:
     """Table 3 on one set; `weights` None for identities without a class weight."""
     labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) and np.unique(labels, return_counts=True)[1].max() == 1:
+        note += "; one image per class, so Intra is 0 by definition"
     if weights is None:
         # Identities the head never saw: relabel them 0..P−1 and measure the features alone.
         dense = np.unique(labels, return_inverse=True)[1].astype(np.int64)
