@@ -237,6 +237,7 @@ def test_cli_trains_and_compares_on_cuda(tmp_path, capsys):
 
 @pytest.mark.cuda
 def test_the_lab_trains_on_cuda_when_asked():
+    pytest.importorskip("streamlit", reason="the app's packages are not on this GPU machine")
     from test_app_pages import page
 
     at = page("views/lab.py", {"device": "cuda"})
