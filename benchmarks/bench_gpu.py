@@ -186,7 +186,8 @@ class Bench:
 
     def lockstep(self) -> None:
         from gpu_lockstep import StackedLockstep
-        from marginlab.training.run import LockstepComparison, Run
+        from marginlab.training.comparison import LockstepComparison
+        from marginlab.training.run import Run
 
         steps = self.counts["lockstep"]
         configs = [self.config(loss, snapshot_every=QUIET) for loss in LOSSES]

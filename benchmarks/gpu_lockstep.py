@@ -32,8 +32,8 @@ import torch
 from torch.func import functional_call, stack_module_state, vmap
 
 from marginlab.data.batches import BatchSampler
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import learning_rate, ramped_margin
-from marginlab.training.run import LockstepComparison
 
 _SHARED = ("lr", "weight_decay", "lr_decay_steps", "lr_min_factor", "batch_size", "seed")
 

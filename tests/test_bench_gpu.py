@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config
-from marginlab.training.run import LockstepComparison
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))

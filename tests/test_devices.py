@@ -19,8 +19,9 @@ import pytest
 import torch
 
 from marginlab.cli import main
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.run import Run
 from marginlab.training.run_files import load_comparison, load_run, save_comparison, save_run
 
 HAS_CUDA = torch.cuda.is_available()
