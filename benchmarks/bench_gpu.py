@@ -10,7 +10,8 @@ Each item prints its numbers beside a baseline measured in the same run:
   2-D ArcFace  steps/s of one run (default config, snapshot every 25) on CUDA vs the CPU
   lock-step    six losses in lock-step: the engine's loop vs batched (gpu_lockstep.py: vmap
                over the stacked backbones) vs one run; the faster one is named
-  service      the training service with a GPU worker, where the service exists
+  service      one run in a training-service worker on the GPU (step(n), Play then Pause) vs
+               the same run in this process
   epoch        seconds for one epoch-equivalent (60,000 images), GPU vs the CPU at its rate
   memory       peak GPU memory per item vs the data's own size on the device
   sync         host synchronisations inside training steps, counted with
@@ -26,7 +27,6 @@ Timings are printed, never asserted (DESIGN.md §5).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import itertools
 import os
 import subprocess
@@ -101,6 +101,7 @@ class Bench:
             "lockstep": 50 if quick else 200,
             "epoch": FULL_MNIST // 128,
             "guard": 100 if quick else 300,
+            "play_seconds": 2 if quick else 5,
         }
         self.sizes = (10_000, 100_000)  # the heads' C
         self.data, toy_size = stand_in_data(device)
@@ -214,12 +215,38 @@ class Bench:
         )
 
     def service(self) -> None:
-        if importlib.util.find_spec("marginlab.training.service") is None:
-            print(
-                "service: not available: no training service on main (marginlab.training.service)"
-            )
+        """One 2-D ArcFace run in a service worker on the device, against the same run in
+        this process: `step(n)` through the pipe, and Play for a few seconds, then Pause."""
+        try:
+            from marginlab.training.service import TrainingService
+            from marginlab.training.service.builders import new_run
+        except ImportError as error:
+            print(f"service: not available: {error}")
             return
-        print("service: not measured: the service exists but this script does not drive it yet")
+        from marginlab.training.run import Run
+
+        steps = self.counts["single"]
+        config = self.config("arcface")
+        here = rate(Run(config).step, steps, self.device)  # the worker's data: mnist-toy too
+        service = TrainingService(workers=1)
+        try:
+            handle = service.create(new_run(config))
+            handle.step(5)
+            start = time.perf_counter()
+            handle.step(steps)
+            stepped = steps / (time.perf_counter() - start)
+            before = handle.steps
+            start = time.perf_counter()
+            handle.play()
+            time.sleep(self.counts["play_seconds"])
+            played = (handle.pause() - before) / (time.perf_counter() - start)
+        finally:
+            service.shutdown()
+        print(
+            f"service (1 worker, {self.name}): step({steps}) {stepped:.0f} steps/s, Play "
+            f"{played:.0f} steps/s; the same run in this process {here:.0f} steps/s "
+            f"({played / here:.2f}× while playing)"
+        )
 
     def epoch(self) -> None:
         from marginlab.training.run import Run
