@@ -431,3 +431,37 @@ def test_empty_inputs_build_and_wrong_dimensions_are_explained():
     assert_clean(training_curves_figure({"step": []}))
     with pytest.raises(ValueError, match="3-D features"):
         sphere_figure(np.zeros((4, 2)), np.zeros(4, dtype=int), np.eye(2), loss="arcface", s=1.0)
+
+
+# --------------------------------------------------------------------------- captions
+
+
+def test_raw_view_says_what_it_shades():
+    x, y, w = _data(2)
+    margin = raw_feature_figure(x, y, w, loss="arcface", s=16.0, m2=0.3)
+    text = margin.layout.title.subtitle.text
+    assert "WITH margin" in text and "grey: margin bands" in text
+    assert "Shaded: the predicted class" not in text
+    plain = raw_feature_figure(x, y, w, loss="softmax").layout.title.subtitle.text
+    assert "Shaded: the predicted class" in plain
+
+
+def test_training_curves_do_not_call_w_ec_tightness():
+    text = training_curves_figure({"step": [0, 1], "w_ec": [0.1, 0.2]}).layout.title
+    subtitle = text.subtitle.text
+    assert "smaller Intra = tighter classes" in subtitle
+    assert "W-EC = weights better aligned" in subtitle and "W-EC = tighter" not in subtitle
+
+
+def test_sphereface_probability_uses_the_runs_feature_norm_and_says_so():
+    """A-Softmax scales by ‖x‖: at ‖x‖ = 1 with λ = 5 and 10 classes the true class never gets
+    past p = e / (e + 9) ≈ 0.23; at the run's median ‖x‖ it can."""
+    unit = target_probability_figure("sphereface", 16.0, sphere_m=4, lam=5.0)
+    assert max(unit.data[0].y) == pytest.approx(math.e / (math.e + 9), abs=2e-3)
+    assert "‖x‖ = 1 (no run)" in unit.layout.title.subtitle.text
+    assert "never passes 0.23" in unit.layout.title.subtitle.text
+    run = target_probability_figure("sphereface", 16.0, feature_norm=20.0, sphere_m=4, lam=5.0)
+    assert max(run.data[0].y) > 0.99
+    assert "median ‖x‖ = 20" in run.layout.title.subtitle.text
+    arcface = target_probability_figure("arcface", 16.0, m2=0.3)
+    assert "‖x‖" not in arcface.layout.title.subtitle.text

@@ -29,7 +29,7 @@ DATASET_NAMES = {
     "lfw": "LFW faces (download)",
 }
 POLICY_NAMES = {
-    "fallback": "fallback (paper's code)",
+    "fallback": "fallback (ArcFace's code, generalised)",
     "easy": "easy margin",
     "none": "none (raw)",
 }

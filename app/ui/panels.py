@@ -20,7 +20,6 @@ from marginlab.experiments.angle_report import run_params
 from marginlab.figures import (
     binary_boundary_figure,
     target_logit_figure,
-    target_probability_figure,
 )
 from marginlab.figures.run import (
     LOWEST_CLASS,
@@ -31,6 +30,7 @@ from marginlab.figures.run import (
     embedding_figure,
     logit_figure,
     metrics_row,
+    probability_figure,
     raw_figure,
 )
 from marginlab.figures.style import margin_label, margin_of
@@ -80,9 +80,7 @@ def run_figure(
     if name == "boundary":
         return binary_boundary_figure([_spec(params)])
     if name == "probability":
-        return target_probability_figure(
-            params["loss"], float(params["s"]), n_classes=run.data.num_classes, **margin_of(params)
-        )
+        return probability_figure(snap, params, n_classes=run.data.num_classes)
     raise ValueError(f"unknown figure {name!r}")
 
 

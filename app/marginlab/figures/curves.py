@@ -253,6 +253,7 @@ def target_probability_figure(
     *,
     n_classes: int = 10,
     other_angle: float = math.pi / 2,
+    feature_norm: float | None = None,
     title: str | None = None,
     **margin,
 ) -> go.Figure:
@@ -260,10 +261,19 @@ def target_probability_figure(
 
     Assumption (stated in the subtitle): the other C−1 weights all sit at `other_angle` from
     the feature, so p = 1 / (1 + (C−1)·exp(s·cos φ − s·ψ(θ))). Computed as a stable sigmoid, so
-    s = 256 does not overflow.
+    s = 256 does not overflow. The original SphereFace scales by ‖x‖ instead of s (Liu et al.,
+    CVPR 2017): `feature_norm` (the run's median ‖x‖), or 1 when no run is given, said so.
     """
     cos = np.cos(np.radians(THETA_DEG))
-    scale = 1.0 if loss == "sphereface" else float(s)  # A-Softmax: ‖x‖ = 1 on the sphere
+    scale = float(s)
+    note = ""
+    if loss == "sphereface":
+        scale = 1.0 if feature_norm is None or not feature_norm > 0 else float(feature_norm)
+        note = (
+            f" SphereFace scales by ‖x‖, not s: drawn at the run's median ‖x‖ = {scale:.3g}."
+            if feature_norm is not None and feature_norm > 0
+            else " SphereFace scales by ‖x‖, not s: drawn at ‖x‖ = 1 (no run)."
+        )
     others = scale * math.cos(other_angle) + math.log(max(n_classes - 1, 1))
     spec = {"loss": loss, **margin}
     curves = (
@@ -282,10 +292,13 @@ def target_probability_figure(
         )
         for name, psi, color, dash in curves
     ]
+    if note:
+        best = float(np.max(traces[0]["y"]))
+        note += f" There the true class's probability never passes {best:.2f}."
     layout = base_layout(
         title or f"Probability of the true class vs θ — {margin_label(loss, s, **margin)}",
         f"Assumption: the other C−1 = {n_classes - 1} class weights all lie "
-        f"{math.degrees(other_angle):.0f}° from the feature.",
+        f"{math.degrees(other_angle):.0f}° from the feature.{note}",
         xaxis={
             "title": {"text": "θ between feature and its class weight (degrees)"},
             "range": [0, 180],

@@ -20,6 +20,7 @@ from marginlab.figures import (
     raw_feature_figure,
     sphere_figure,
     target_logit_figure,
+    target_probability_figure,
     training_curves_figure,
 )
 from marginlab.figures.leads import lead_histogram_figure, lowest_class_text, summary_for
@@ -86,6 +87,19 @@ def angle_figure(
 ) -> go.Figure:
     """Histogram of the probe's leads with a line at the requested margin (figures.leads)."""
     return lead_histogram_figure(**view_kwargs(snap, labels, params), names=names)
+
+
+def probability_figure(snap: Snapshot, params: Mapping[str, Any], *, n_classes: int) -> go.Figure:
+    """Probability of the true class vs θ_y at the current parameters; the original SphereFace
+    is drawn at the snapshot's median ‖x‖, its scale (the other losses use s)."""
+    norms = np.linalg.norm(np.asarray(snap.features, dtype=np.float64), axis=1)
+    return target_probability_figure(
+        params["loss"],
+        float(params.get("s", 1.0)),
+        n_classes=n_classes,
+        feature_norm=float(np.median(norms)) if len(norms) else None,
+        **margin_of(params),
+    )
 
 
 def curves_figure(history: Sequence[Snapshot] | Mapping[str, Sequence[Snapshot]]) -> go.Figure:

@@ -109,8 +109,8 @@ def training_curves_figure(
     panels["yaxis2"].update(title={"text": "accuracy"}, range=[0, 1.02], tickformat=".0%")
     panels["yaxis3"]["title"] = {"text": "degrees"}
     subtitle = "; ".join(notes) or (
-        "Angles: smaller Intra and W-EC = tighter classes; larger Inter and W-Inter = classes "
-        "further apart."
+        "Angles: smaller Intra = tighter classes; smaller W-EC = weights better aligned with "
+        "their class centres; larger Inter and W-Inter = classes and weights further apart."
     )
     layout = base_layout(
         title or "Training curves",

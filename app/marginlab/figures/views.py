@@ -341,11 +341,17 @@ def raw_feature_figure(
         )
     traces += _class_points(x, labels, wrong, scatter, colors, legend, size=5)
     with_bias = bias is not None and loss in ("softmax", "center")
-    subtitle = (
-        "Before normalisation. Shaded: the predicted class"
-        + (" (softmax with bias: straight boundaries off the origin)" if with_bias else "")
-        + f"; arrows: class weights W_j, drawn ×{w_scale:.2g}."
-    )
+    if loss in PLAIN_ARGMAX:
+        shading = "Shaded: the predicted class" + (
+            " (softmax with bias: straight boundaries off the origin)" if with_bias else ""
+        )
+    else:
+        # region_labels: the cone where a class wins WITH margin; the bands stay grey.
+        shading = (
+            "Shaded: the cone where each class wins WITH margin; grey: margin bands (no class "
+            "wins by the margin; the test-time prediction has no margin)"
+        )
+    subtitle = f"Before normalisation. {shading}; arrows: class weights W_j, drawn ×{w_scale:.2g}."
     axis = {"range": [-extent, extent], "zeroline": True, "constrain": "domain"}
     layout = base_layout(
         title or f"Raw 2-D features — {margin_label(loss, s, **margin)}",

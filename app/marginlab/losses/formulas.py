@@ -30,19 +30,45 @@ def _g(value: float) -> str:
     return f"{value:.4g}"
 
 
-def _angular_note(m1: float, m2: float, policy: str) -> str:
+def _angular_note(m1: float, m2: float, policy: str, m3: float = 0.0) -> str:
     theta_star = fallback_threshold(m1, m2)
     if theta_star >= math.pi:
         return ""
     past = f"Past θ = {math.degrees(theta_star):.1f}° the angle m1·θ + m2 exceeds π. "
     if policy == "fallback":
+        # insightface's released code has the th/mm fallback for ArcFace only (margins.py).
+        origin = (
+            "as in ArcFace's released code (insightface)"
+            if m1 == 1.0 and m3 == 0.0
+            else "ArcFace's released code has it for ArcFace only; generalised here"
+        )
         return past + (
-            f"Policy 'fallback' (the paper's code): there the target logit is "
-            f"s·(cos θ − {_g(fallback_offset(m1, m2))}), so it keeps decreasing."
+            f"Policy 'fallback' ({origin}): there the target logit is "
+            f"s·(cos θ − {_g(fallback_offset(m1, m2) + m3)}), so it keeps decreasing."
         )
     if policy == "easy":
         return past + "Policy 'easy margin': the margin applies only where cos θ > 0."
     return past + "Policy 'none': the raw formula, which rises again there."
+
+
+def cosface_band_width(m3: float, gap: float) -> float:
+    """Angular width (radians) of CosFace's margin band on the circle between two weights `gap`
+    radians apart: a direction φ from their bisector has cos θ1 − cos θ2 = 2 sin(gap/2) sin φ,
+    so neither class wins by m3 where |φ| < asin(m3 / (2 sin(gap/2))). π when the band covers
+    the whole arc (m3 ≥ 2 sin(gap/2))."""
+    ratio = m3 / (2.0 * math.sin(gap / 2.0)) if gap > 0 else math.inf
+    return 2.0 * math.asin(ratio) if ratio < 1.0 else math.pi
+
+
+def _cosface_note(m3: float) -> str:
+    example = cosface_band_width(m3, math.radians(36.0))
+    return (
+        "A margin in cosine, not in angle: on the circle the band between two weights Δ apart "
+        "is centred on their bisector and 2·asin(m / (2 sin(Δ/2))) wide, so closer weights get "
+        f"a wider band (ten weights 36° apart: {math.degrees(example):.1f}° at m = {_g(m3)}). "
+        "Only in the (θ1, θ2) plane of the ArcFace paper's Fig. 5 is it widest near the "
+        "class weights."
+    )
 
 
 def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
@@ -105,7 +131,7 @@ def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
             "Wang et al., CVPR 2018",
             _CE + r",\quad z_y = s(\cos\theta_y - m_3)",
             rf"z_y = {_g(s)}\,(\cos\theta_y - {_g(m3)}),\quad {others}",
-            "A margin in cosine: the band is widest in angle near the class weight.",
+            _cosface_note(m3),
         )
     if loss in ("arcface", "subcenter-arcface"):
         name = "ArcFace" if loss == "arcface" else "Sub-center ArcFace"
@@ -126,6 +152,6 @@ def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
             "ArcFace paper, Deng et al., CVPR 2019, Eq. 4",
             _CE + r",\quad z_y = s(\cos(m_1\theta_y + m_2) - m_3)",
             rf"z_y = {_g(s)}\,(\cos({_g(m1)}\,\theta_y + {_g(m2)}) - {_g(m3)}),\quad {others}",
-            _angular_note(m1, m2, policy),
+            _angular_note(m1, m2, policy, m3),
         )
     raise ValueError(f"no formula for loss {loss!r}")

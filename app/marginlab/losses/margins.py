@@ -14,8 +14,10 @@ Formulas (see ../shared/reference/LOSSES.md):
 - Combined margin (ArcFace paper, Eq. 4):         ψ = cos(m1 θ + m2) − m3
 
 Past m1·θ + m2 > π the angular forms stop decreasing in θ. The `policy` decides:
-- "fallback" (default, the paper's code): past θ* = (π − m2)/m1 use cos θ − mm − m3, which keeps
-  ψ decreasing. For ArcFace (m1 = 1) the paper's th/mm trick uses mm = m·sin m. That value only
+- "fallback" (default): past θ* = (π − m2)/m1 use cos θ − mm − m3, which keeps ψ decreasing.
+  The released ArcFace code (insightface) has this th/mm trick for ArcFace only (m1 = 1,
+  m3 = 0), with mm = m·sin m; ours generalises it to every angular form (arccos SphereFace,
+  the combined margin, sub-centres). That value only
   keeps ψ non-increasing across θ* while m·sin m ≥ 1 + cos θ* (true for m ≲ 2.3 rad), so we take
   mm = max(m2·sin m2, 1 + cos θ*): identical to the paper in every practical setting, and still
   monotone at the slider's extremes and for m1 ≠ 1.
