@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from marginlab.figures.curves import THETA_DEG
 from marginlab.figures.style import BAND_GREY, PALETTE, base_layout, f32, fast_figure, rgba, trace
 from marginlab.losses.adaptive_curves import (
+    CURVE_NOTES,
     STATE_LABELS,
     norm_margin_curves,
     norm_range,
@@ -121,8 +122,8 @@ def adaptive_target_figure(
         traces.append(_histogram(np.degrees(theta_y), bins, "θ_y of the probe set (count)", "°"))
     curves = target_curves(loss, params, cos, state)
     traces += _curve_traces(curves, THETA_DEG, "θ = %{x}°: %{y:.4f}")
-    subtitle = "Before scaling by s. A negative's curve is over ITS angle θ_j; it applies where "
-    subtitle += "c_j > cos(θ_y + m)."
+    subtitle = "Before scaling by s; a negative's curve is over its own angle θ_j. "
+    subtitle += CURVE_NOTES.get(loss, "")
     title = f"Logits vs angle θ{f' — {label}' if label else ''}"
     layout = _two_axis_layout(
         title, subtitle, "θ (degrees)", "logit (unscaled)", range=[0, 180],

@@ -25,6 +25,17 @@ STATE_LABELS: dict[str, dict[str, str]] = {
     "curricularface": {"t": "CurricularFace t"},
     "adacos": {"running_s": "AdaCos s"},
 }
+# What a reader should know when looking at a loss's curves (a figure appends it to its caption).
+CURVE_NOTES: dict[str, str] = {
+    "adaface": "Which curve a sample gets depends on its norm relative to the running μ and σ.",
+    "magface": "Which curve a sample gets depends on its magnitude a = clamp(‖x‖, l_a, u_a).",
+    "elasticface-arc": "Each training sample draws its own margin; dotted: one σ either side.",
+    "elasticface-cos": "Each training sample draws its own margin; dotted: one σ either side.",
+    "curricularface": "c·(t + c) is smallest at c = −t/2: below that a hard negative's logit "
+    "falls as c_j RISES, so its gradient pulls the feature towards that class. In 512-D "
+    "negatives sit near c = 0; in 2-D and 3-D they reach it.",
+    "adacos": "No margin: only the scale s changes, from batch to batch.",
+}
 _STARTS = {"batch_mean": am.ADAFACE_INITIAL_MEAN, "batch_std": am.ADAFACE_INITIAL_STD, "t": 0.0}
 
 
