@@ -23,7 +23,7 @@ from marginlab.experiments import faces
 from marginlab.lab_state import LabConfig, run_config, to_query
 from marginlab.lessons.checks import (
     CHECKS,
-    _band_widths,
+    band_widths,
     check_claim,
     normface_loss_floor,
     relative_spread,
@@ -83,17 +83,17 @@ def test_relative_spread_by_hand():
     assert relative_spread(features, labels) == pytest.approx(0.5 / 2.0)
 
 
-def test_band_widths_on_chosen_weights():
+def testband_widths_on_chosen_weights():
     """Ten weights 36° apart: ten bands, each exactly m wide. Two weights closer than m lose
     their regions: the band around them is not between neighbours and is left out."""
     phi = np.radians(np.arange(10) * 36.0)
     even = np.stack([np.cos(phi), np.sin(phi)], axis=1)
-    widths, bands, skipped = _band_widths(even, s=16.0, m2=0.3, policy="fallback")
+    widths, bands, skipped = band_widths(even, s=16.0, m2=0.3, policy="fallback")
     assert bands == 10 and skipped == 0
     np.testing.assert_allclose(widths, 0.3, atol=2e-4)
     phi[3] = phi[2] + 0.2  # 11.5° from its neighbour: less than m = 0.3 rad
     crowded = np.stack([np.cos(phi), np.sin(phi)], axis=1)
-    widths, bands, skipped = _band_widths(crowded, s=16.0, m2=0.3, policy="fallback")
+    widths, bands, skipped = band_widths(crowded, s=16.0, m2=0.3, policy="fallback")
     assert skipped == 1 and len(widths) == bands - 1
     np.testing.assert_allclose(widths, 0.3, atol=2e-4)
 
