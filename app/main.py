@@ -31,6 +31,7 @@ PAGE_LIST = {
     "compare": st.Page(VIEWS / "compare.py", title="Compare", icon=":material/view_module:"),
     "formulas": st.Page(VIEWS / "formulas.py", title="Formulas", icon=":material/function:"),
     "phase-map": st.Page(VIEWS / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
+    "paper": st.Page(VIEWS / "paper.py", title="The paper", icon=":material/article:"),
     "lessons": st.Page(
         VIEWS / "lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"
     ),

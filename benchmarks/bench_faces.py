@@ -1,13 +1,21 @@
-"""Time of the default open-set face experiment on CPU, and what it measures per loss.
+"""Time of the default open-set face experiment on CPU, and what it measures per loss; with
+--sweep, ArcFace against softmax over several settings and seeds.
 
 Run: python benchmarks/bench_faces.py [--seeds 0,1,2] [--steps N] [--threads N] [--no-augment]
+     [--s S] [--m2 M] [--train-people N]
+     python benchmarks/bench_faces.py --sweep [--seeds 0,1,2,3,4] [--only name,...] [--jsonl F]
 
-Trains the six losses in lock-step on 30 Olivetti people (faces.run_open_set with its defaults)
+Trains the losses in lock-step on 30 Olivetti people (faces.run_open_set with its defaults)
 and verifies pairs of the 10 held-out people: prints the wall time of each seed and, per loss,
 AUC, EER and TAR at FAR = 1 %, then ArcFace − softmax per seed (the same pairs, the same batches,
 the same initial weights: a paired difference). With several seeds it also prints the mean
-difference. The machine's load average is printed too: on a shared machine it explains slow
-times. Timings are printed, never asserted (DESIGN.md §5).
+difference, its standard deviation and in how many seeds ArcFace was better. The machine's load
+average is printed too: on a shared machine it explains slow times. Timings are printed, never
+asserted (DESIGN.md §5).
+
+--sweep trains softmax and ArcFace only, for every setting in SETTINGS (embedding size, steps,
+s, m, augmentation, training people), and ends with one summary line per setting; --jsonl
+appends every seed's numbers to a file (benchmarks/README.md quotes them).
 
 Data: ../shared/data (the reference copy beside the repository) when present, else the usual
 cache (downloads Olivetti, 1.4 MB, on first use).
@@ -16,16 +24,44 @@ cache (downloads Olivetti, 1.4 MB, on first use).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-from marginlab.experiments.faces import FACE_LOSSES, OPEN_SET_DIM, OPEN_SET_STEPS, run_open_set
+from marginlab.experiments.faces import (
+    FACE_LOSSES,
+    OPEN_SET_DIM,
+    OPEN_SET_STEPS,
+    OPEN_SET_TRAIN_PEOPLE,
+    run_open_set,
+)
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# What --sweep measures: each setting changes one thing of the default (d = 32, 300 steps,
+# s = 30, m = 0.5, augmentation on, 30 training people).
+DEFAULT_SETTING: dict[str, Any] = {
+    "dim": OPEN_SET_DIM,
+    "steps": OPEN_SET_STEPS,
+    "s": 30.0,
+    "m2": 0.5,
+    "augment": True,
+    "train_people": OPEN_SET_TRAIN_PEOPLE,
+}
+SETTINGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "d=128": {"dim": 128},
+    "d=8": {"dim": 8},
+    "600 steps": {"steps": 600},
+    "s=64": {"s": 64.0},
+    "m=0.3": {"m2": 0.3},
+    "no augmentation": {"augment": False},
+    "20 people": {"train_people": 20},
+}
 
 
 def _arguments() -> argparse.Namespace:
@@ -34,21 +70,30 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seeds", default="0", help="comma-separated; each is a new split")
     parser.add_argument("--steps", type=int, default=OPEN_SET_STEPS)
     parser.add_argument("--dim", type=int, default=OPEN_SET_DIM)
+    parser.add_argument("--s", type=float, default=DEFAULT_SETTING["s"])
+    parser.add_argument("--m2", type=float, default=DEFAULT_SETTING["m2"], help="ArcFace m")
+    parser.add_argument("--train-people", type=int, default=OPEN_SET_TRAIN_PEOPLE)
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--no-augment", dest="augment", action="store_false")
+    parser.add_argument("--sweep", action="store_true", help="softmax vs ArcFace, all SETTINGS")
+    parser.add_argument("--only", default="", help="with --sweep: these settings only")
+    parser.add_argument("--jsonl", type=Path, help="append every seed's numbers to this file")
     return parser.parse_args()
 
 
-def _one_seed(args: argparse.Namespace, losses: list[str], seed: int, data_home) -> dict:
+def _one_seed(losses: list[str], setting: dict[str, Any], seed: int, data_home) -> dict:
     start, cpu_start = time.perf_counter(), time.process_time()
     reports = run_open_set(
         losses,
-        dim=args.dim,
-        steps=args.steps,
+        n_train_people=setting["train_people"],
+        dim=setting["dim"],
+        steps=setting["steps"],
         seed=seed,
-        augment=args.augment,
+        augment=setting["augment"],
         data_home=data_home,
         device="cpu",
+        s=setting["s"],
+        m2=setting["m2"],
     )
     seconds = time.perf_counter() - start
     cpu = time.process_time() - cpu_start
@@ -57,7 +102,7 @@ def _one_seed(args: argparse.Namespace, losses: list[str], seed: int, data_home)
     # wall time grows with the load average, the CPU time much less.
     print(
         f"\nseed {seed}: {seconds:.1f} s wall, {cpu:.1f} s CPU for {len(losses)} losses x "
-        f"{args.steps} steps (load average {load:.1f} on {os.cpu_count()} CPUs)"
+        f"{setting['steps']} steps (load average {load:.1f} on {os.cpu_count()} CPUs)"
     )
     print(f"  {'loss':<11} {'AUC':>6} {'EER':>6} {'TAR@1%':>7} {'closed-set acc':>15}")
     for name, report in reports.items():
@@ -68,37 +113,83 @@ def _one_seed(args: argparse.Namespace, losses: list[str], seed: int, data_home)
     return reports
 
 
-def main() -> None:
-    args = _arguments()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
-    seeds = [int(seed) for seed in args.seeds.split(",")]
+def _metrics(report) -> dict[str, float]:
+    return {"auc": report.auc, "eer": report.eer, "tar": report.tar_at_far[0.01]}
+
+
+def _measure(
+    name: str, losses: list[str], setting: dict[str, Any], seeds: list[int], args
+) -> dict[str, Any]:
+    """Every seed of one setting; returns the paired ArcFace − softmax gaps (if both ran)."""
     data_home = SHARED_DATA if SHARED_DATA.is_dir() else None
     print(
-        f"open-set Olivetti: 30 people trained, 10 verified; d = {args.dim}, "
-        f"{args.steps} steps, augmentation {'on' if args.augment else 'off'}, "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+        f"\n=== {name}: {setting['train_people']} people trained, "
+        f"{40 - setting['train_people']} verified; d = {setting['dim']}, {setting['steps']} "
+        f"steps, s = {setting['s']:g}, ArcFace m = {setting['m2']:g}, augmentation "
+        f"{'on' if setting['augment'] else 'off'}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads"
     )
     gaps: dict[str, list[float]] = {"auc": [], "eer": [], "tar": []}
     for seed in seeds:
-        reports = _one_seed(args, losses, seed, data_home)
-        if "arcface" in reports and "softmax" in reports:
-            arc, soft = reports["arcface"], reports["softmax"]
-            gaps["auc"].append(arc.auc - soft.auc)
-            gaps["eer"].append(arc.eer - soft.eer)
-            gaps["tar"].append(arc.tar_at_far[0.01] - soft.tar_at_far[0.01])
+        reports = _one_seed(losses, setting, seed, data_home)
+        numbers = {loss: _metrics(report) for loss, report in reports.items()}
+        if args.jsonl:
+            with args.jsonl.open("a") as out:
+                out.write(json.dumps({"setting": name, **setting, "seed": seed, **numbers}) + "\n")
+        if "arcface" in numbers and "softmax" in numbers:
+            for key in gaps:
+                gaps[key].append(numbers["arcface"][key] - numbers["softmax"][key])
             print(
                 f"  arcface - softmax: AUC {gaps['auc'][-1]:+.3f}, EER {gaps['eer'][-1]:+.3f}, "
                 f"TAR@1% {gaps['tar'][-1]:+.3f}"
             )
-    if len(gaps["auc"]) > 1:
-        means = {name: statistics.fmean(values) for name, values in gaps.items()}
-        wins = sum(gap > 0 for gap in gaps["auc"])
-        print(
-            f"\nmean arcface - softmax over {len(gaps['auc'])} seeds: AUC {means['auc']:+.3f} "
-            f"(arcface higher in {wins}), EER {means['eer']:+.3f}, TAR@1% {means['tar']:+.3f}"
-        )
+    return gaps
+
+
+def _summary(name: str, gaps: dict[str, list[float]]) -> str:
+    """Mean ± sd of the paired gaps and how often ArcFace was better (lower EER is better)."""
+    n = len(gaps["auc"])
+    parts = []
+    for key, better in (("auc", 1), ("eer", -1), ("tar", 1)):
+        values = gaps[key]
+        sd = statistics.stdev(values) if n > 1 else 0.0
+        wins = sum(better * gap > 0 for gap in values)
+        parts.append(f"{key.upper()} {statistics.fmean(values):+.3f} ± {sd:.3f} ({wins}/{n})")
+    return f"{name:<16} " + ", ".join(parts)
+
+
+def main() -> None:
+    args = _arguments()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    seeds = [int(seed) for seed in args.seeds.split(",")]
+    if args.sweep:
+        chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(SETTINGS)
+        unknown = sorted(set(chosen) - set(SETTINGS))
+        if unknown:
+            raise SystemExit(f"unknown setting(s) {', '.join(unknown)}; known: {list(SETTINGS)}")
+        runs = {n: {**DEFAULT_SETTING, **SETTINGS[n]} for n in chosen}
+        losses = ["softmax", "arcface"]
+    else:
+        runs = {
+            "this run": {
+                "dim": args.dim,
+                "steps": args.steps,
+                "s": args.s,
+                "m2": args.m2,
+                "augment": args.augment,
+                "train_people": args.train_people,
+            }
+        }
+        losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
+    summaries = []
+    for name, setting in runs.items():
+        gaps = _measure(name, losses, setting, seeds, args)
+        if gaps["auc"]:
+            summaries.append(_summary(name, gaps))
+    if summaries and len(seeds) > 1:
+        print(f"\narcface - softmax over seeds {args.seeds}: mean ± sd (seeds where arcface won)")
+        print("\n".join(summaries))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,6 @@ contain no NaN at extreme settings, and export to offline HTML."""
 
 from __future__ import annotations
 
-import json
 import math
 import re
 
@@ -16,11 +15,9 @@ from marginlab.figures import (
     binary_boundary_figure,
     circle_figure,
     compare_views,
-    compute_phase_map,
     figure_to_html,
     lead_histogram_figure,
     pair_angle_figure,
-    phase_map_figure,
     projection_figure,
     raw_feature_figure,
     replay_figure,
@@ -327,47 +324,6 @@ def test_training_curves_from_rows_columns_and_several_runs():
     assert len(training_curves_figure(rows).data) == 7
     both = training_curves_figure({"ArcFace": cols, "CosFace": rows})
     assert len(both.data) == 14 and any(t.name.startswith("CosFace: ") for t in both.data)
-
-
-def test_phase_map_progress_cache_and_resume(tmp_path):
-    calls, progress = [], []
-
-    def train_fn(s, m):
-        calls.append((s, m))
-        if s > 30 and m > 0.4:
-            return {"accuracy": float("nan"), "nan_seen": True}
-        return {"accuracy": 0.05 if m > 0.4 else 0.9, "nan_seen": False}
-
-    cache = tmp_path / "phase.json"
-    s_values, m_values = [8.0, 64.0], [0.1, 0.5]
-    result = compute_phase_map(
-        train_fn, s_values, m_values, cache_path=cache, progress=lambda *a: progress.append(a)
-    )
-    assert result["outcome"] == [["ok", "ok"], ["collapsed", "nan"]]
-    assert [p[:2] for p in progress] == [(1, 4), (2, 4), (3, 4), (4, 4)]
-    assert json.loads(cache.read_text())["accuracy"][1][1] is None
-    compute_phase_map(train_fn, s_values, m_values, cache_path=cache)
-    assert len(calls) == 4  # reloaded from the cache, nothing retrained
-    compute_phase_map(train_fn, s_values, [0.1, 0.3], cache_path=cache)
-    assert len(calls) == 8  # another grid: recomputed
-
-    def failing(s, m):
-        if len(calls) >= 10:
-            raise RuntimeError("interrupted")
-        return train_fn(s, m)
-
-    cache2 = tmp_path / "resume.json"
-    with pytest.raises(RuntimeError):
-        compute_phase_map(failing, s_values, m_values, cache_path=cache2)
-    done_before = len(calls)
-    compute_phase_map(train_fn, s_values, m_values, cache_path=cache2)
-    assert len(calls) - done_before == 2  # resumed: only the two missing cells
-
-    fig = phase_map_figure(result)
-    assert fig.data[0].type == "heatmap" and "NaN" in str(fig.data[0].text)
-    assert_clean(fig)
-    partial = compute_phase_map(lambda s, m: {"accuracy": 0.5}, [1.0], [0.1])
-    assert_clean(phase_map_figure(partial))
 
 
 def test_small_multiples_share_colours_axes_and_one_legend():

@@ -21,7 +21,9 @@ from marginlab.losses.heads import HEAD_LOSSES, HEAD_PARAMS
 from marginlab.losses.margins import POLICIES
 from marginlab.training.config import DEVICES, RunConfig, default_config
 
-PAGES: tuple[str, ...] = ("lab", "compare", "formulas", "phase-map", "lessons", "faces", "about")
+PAGES: tuple[str, ...] = (
+    "lab", "compare", "formulas", "phase-map", "paper", "lessons", "faces", "about"
+)  # fmt: skip
 # Every head the engine builds can be chosen in the lab.
 LAB_LOSSES: tuple[str, ...] = HEAD_LOSSES
 DEFAULT_COMPARE: tuple[str, ...] = (

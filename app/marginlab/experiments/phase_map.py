@@ -1,24 +1,32 @@
-"""The (s, m) phase map: one short real training run per grid cell (figures draw the result).
+"""The (s, m) phase map: real training runs per grid cell, several seeds each, each cell named
+by the rule of phase_rule.py (works, underfits, margin too large, unstable, collapsed, NaN).
 
-Which cells train, which collapse and which blow up is the lesson: in 2-D the paper's
-s = 64, m = 0.5 sits in the hard corner. Results are cached to a JSON file per setup, so a
-sweep that was stopped resumes, and a finished one reloads at once.
+Every run is the Lab's own run (`default_config` of the loss and dimension) with that s and m,
+trained for `steps` steps with the Lab's 200-step margin warm-up (or none, as in the papers:
+`warmup=0`), then measured on the whole test set. The default ArcFace grid in 2-D spans a
+tiny s (1), the Lab's (16) and the papers' (64), and m from none to past the 36° spacing of ten
+classes on a circle (0.8 rad = 46°). Results are cached in a JSON file per setup, written
+after every run, so a sweep that was stopped resumes and a finished one reloads at once.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
-from marginlab.data.batches import load_device_data
+from marginlab.data.batches import DeviceData, load_device_data
 from marginlab.data.datasets import cache_root
-from marginlab.figures import compute_phase_map
+from marginlab.experiments.phase_rule import measure_run, summary
 from marginlab.training.config import default_config, pick_device
 from marginlab.training.run import Run
 
-# Which margin parameter "m" means on the map, per loss.
+CACHE_VERSION = 2  # bump when a cell's measurements change meaning: old caches are ignored
+# Which margin parameter "m" means on the map, per loss, and its unit.
 MARGIN_OF_LOSS: dict[str, str] = {
     "arcface": "m2",
     "subcenter-arcface": "m2",
@@ -26,61 +34,155 @@ MARGIN_OF_LOSS: dict[str, str] = {
     "cosface": "m3",
     "sphereface-arccos": "m1",
 }
-DEFAULT_S = (2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
-DEFAULT_M = {
-    "m2": (0.0, 0.1, 0.2, 0.3, 0.4, 0.5),
-    "m3": (0.0, 0.05, 0.1, 0.2, 0.3, 0.4),
-    "m1": (1.0, 1.2, 1.4, 1.6, 1.8, 2.0),
+MARGIN_AXIS: dict[str, str] = {
+    "m2": "additive angular margin m (rad)",
+    "m3": "additive cosine margin m (no unit: subtracted from cos θ)",
+    "m1": "multiplicative angular margin m1 (no unit: θ is multiplied by it)",
 }
+DEFAULT_S: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0)
+DEFAULT_M: dict[str, tuple[float, ...]] = {
+    "m2": (0.0, 0.25, 0.5, 0.8),
+    "m3": (0.0, 0.1, 0.2, 0.4),
+    "m1": (1.0, 1.35, 1.7, 2.2),
+}
+DEFAULT_SEEDS: tuple[int, ...] = (0, 1)
+DEFAULT_STEPS = 300  # 100 steps at the full margin after the 200-step warm-up
+LAB_WARMUP = 200
+NO_SNAPSHOTS = 1_000_000  # the sweep reads the model once at the end
+Progress = Callable[[int, int, str], None]  # (runs done, runs in all, what just finished)
 
 
-def short_run_trainer(
-    loss: str, dim: int, *, steps: int, dataset: str = "mnist-toy", seed: int = 0
-) -> Callable[[float, float], dict]:
-    """train_fn(s, m) for compute_phase_map: `steps` steps of a fresh run, then its test
-    accuracy on the whole test set and whether any step was not finite."""
-    if loss not in MARGIN_OF_LOSS:
-        raise ValueError(f"the phase map needs a margin loss: one of {', '.join(MARGIN_OF_LOSS)}")
-    margin_name = MARGIN_OF_LOSS[loss]
-    base = default_config(loss, dim, dataset, seed=seed)
-    data = load_device_data(dataset, pick_device(base.device), base.probe_size)
-
-    def train(s: float, m: float) -> dict:
-        run = Run(base.with_changes(s=s, **{margin_name: m}), data=data)
-        run.step(steps)
-        return {"accuracy": run.evaluate()["test_acc"], "nan_seen": run.nan_seen}
-
-    return train
+def margin_tick(name: str, value: float) -> str:
+    """An axis label for one margin value: radians with degrees for the angular margin."""
+    if name == "m2":
+        return f"{value:g} ({math.degrees(value):.0f}°)"
+    return f"{value:g}"
 
 
-def sweep_key(loss: str, dim: int, steps: int, dataset: str, seed: int) -> str:
+def sweep_key(
+    loss: str, dim: int, steps: int, warmup: int, dataset: str, seeds: Sequence[int]
+) -> str:
     """A short hash naming one setup (its cache file, and the key stored inside it)."""
-    text = json.dumps([loss, dim, steps, dataset, seed])
+    text = json.dumps([CACHE_VERSION, loss, dim, steps, warmup, dataset, list(seeds)])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def phase_map(
+def train_cell(
     loss: str,
     dim: int,
+    s: float,
+    m: float,
     *,
-    steps: int = 150,
+    seed: int,
+    steps: int,
+    warmup: int,
+    dataset: str = "mnist-toy",
+    data: DeviceData | None = None,
+) -> dict[str, float]:
+    """One fresh Lab run at (s, m), `steps` steps, then `phase_rule.measure_run`."""
+    if loss not in MARGIN_OF_LOSS:
+        raise ValueError(f"the phase map needs a margin loss: one of {', '.join(MARGIN_OF_LOSS)}")
+    config = default_config(loss, dim, dataset, seed=seed).with_changes(
+        s=float(s),
+        margin_warmup_steps=int(warmup),
+        snapshot_every=NO_SNAPSHOTS,
+        **{MARGIN_OF_LOSS[loss]: float(m)},
+    )
+    run = Run(config, data=data)
+    run.step(steps)
+    return measure_run(run)
+
+
+def _empty(s_values, m_values, seeds, key: str, settings: Mapping[str, Any]) -> dict:
+    return {
+        "version": CACHE_VERSION,
+        "key": key,
+        **settings,
+        "s_values": list(s_values),
+        "m_values": list(m_values),
+        "seeds": list(seeds),
+        "runs": [[{} for _ in s_values] for _ in m_values],  # runs[i][j][str(seed)]
+    }
+
+
+def _load(path: Path, key: str) -> dict | None:
+    try:
+        cached = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None  # absent or damaged: recomputed, never trusted
+    return cached if cached.get("key") == key and cached.get("version") == CACHE_VERSION else None
+
+
+def _save(path: Path, result: Mapping) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)  # atomic: a crash mid-write leaves the old cache intact
+
+
+def with_summaries(result: Mapping) -> dict:
+    """The cached runs plus each cell's summary (phase, mean accuracy, spread...)."""
+    cells = [
+        [
+            summary([runs[str(seed)] for seed in result["seeds"] if str(seed) in runs])
+            for runs in row
+        ]
+        for row in result["runs"]
+    ]
+    return {**result, "cells": cells}
+
+
+def phase_map(
+    loss: str = "arcface",
+    dim: int = 2,
+    *,
+    steps: int = DEFAULT_STEPS,
+    warmup: int = LAB_WARMUP,
     s_values: Sequence[float] = DEFAULT_S,
     m_values: Sequence[float] | None = None,
+    seeds: Sequence[int] = DEFAULT_SEEDS,
     dataset: str = "mnist-toy",
-    seed: int = 0,
     cache_dir: Path | None = None,
-    progress: Callable[[int, int, float, float], None] | None = None,
-) -> Mapping:
-    """Sweep the grid (resuming from the cache) and return compute_phase_map's result."""
-    m_values = m_values or DEFAULT_M[MARGIN_OF_LOSS.get(loss, "m2")]
-    key = sweep_key(loss, dim, steps, dataset, seed)
+    progress: Progress | None = None,
+    cached_only: bool = False,
+) -> dict:
+    """Sweep the grid, resuming from the cache; `cached_only` trains nothing (for a page that
+    shows what is there). Returns the cache dict plus "cells" (see `with_summaries`):
+    cells[i][j] is m_values[i], s_values[j]."""
+    if loss not in MARGIN_OF_LOSS:
+        raise ValueError(f"the phase map needs a margin loss: one of {', '.join(MARGIN_OF_LOSS)}")
+    if int(steps) < 1 or int(warmup) < 0 or not seeds:
+        raise ValueError("the phase map needs steps ≥ 1, warmup ≥ 0 and at least one seed")
+    margin_name = MARGIN_OF_LOSS[loss]
+    s_values = [float(v) for v in s_values]
+    m_values = [float(v) for v in (m_values or DEFAULT_M[margin_name])]
+    seeds = [int(seed) for seed in seeds]
+    key = sweep_key(loss, dim, steps, warmup, dataset, seeds)
     folder = cache_dir or cache_root() / "phase_maps"
+    path = folder / f"{loss}-{dim}d-{key}-{_grid_hash(s_values, m_values)}.json"
+    settings = {"loss": loss, "dim": dim, "steps": steps, "warmup": warmup, "dataset": dataset}
+    result = _load(path, key) or _empty(s_values, m_values, seeds, key, settings)
+    todo = [
+        (i, j, seed)
+        for seed in seeds  # one seed over the whole grid first: a stopped sweep shows a map
+        for i in range(len(m_values))
+        for j in range(len(s_values))
+        if str(seed) not in result["runs"][i][j]
+    ]
+    total = len(seeds) * len(s_values) * len(m_values)
+    if cached_only or not todo:
+        return with_summaries(result)
     folder.mkdir(parents=True, exist_ok=True)
-    return compute_phase_map(
-        short_run_trainer(loss, dim, steps=steps, dataset=dataset, seed=seed),
-        s_values,
-        m_values,
-        cache_path=folder / f"{loss}-{dim}d-{key}.json",
-        progress=progress,
-        key=key,
-    )
+    data = load_device_data(dataset, pick_device("auto"), default_config(loss, dim).probe_size)
+    for k, (i, j, seed) in enumerate(todo):
+        s, m = s_values[j], m_values[i]
+        cell = train_cell(loss, dim, s, m, seed=seed, steps=steps, warmup=warmup, data=data)
+        result["runs"][i][j][str(seed)] = cell
+        _save(path, result)
+        if progress is not None:
+            tick = margin_tick(margin_name, m)
+            progress(total - len(todo) + k + 1, total, f"s = {s:g}, m = {tick}, seed {seed}")
+    return with_summaries(result)
+
+
+def _grid_hash(s_values: Sequence[float], m_values: Sequence[float]) -> str:
+    return hashlib.sha256(json.dumps([s_values, m_values]).encode()).hexdigest()[:8]

@@ -7,7 +7,8 @@ One import point for the app; the builders live in small modules by job:
 - figures_curves: target logit vs θ (ArcFace paper Fig. 4), binary decision margins (Fig. 5),
   target-class probability, pair-angle histograms;
 - figures_leads: the histogram of per-sample leads with the requested margin;
-- figures_training: training curves with the Table-3 angles, the (s, m) phase map;
+- figures_training: training curves with the Table-3 angles;
+- figures_phase_map: the (s, m) phase map (experiments.phase_map computes it);
 - figures_export: small multiples, self-contained HTML, animated replay.
 Every region and curve is computed from marginlab.losses.margins.target_logit (DESIGN.md §3).
 """
@@ -29,14 +30,10 @@ from marginlab.figures.export import (
     small_multiples,
 )
 from marginlab.figures.leads import lead_histogram_figure
+from marginlab.figures.phase_map import phase_map_figure
 from marginlab.figures.sphere import projection_figure, sphere_figure
 from marginlab.figures.style import BAND_GREY, PALETTE, class_colors, margin_label
-from marginlab.figures.training_curves import (
-    compute_phase_map,
-    history_columns,
-    phase_map_figure,
-    training_curves_figure,
-)
+from marginlab.figures.training_curves import history_columns, training_curves_figure
 from marginlab.figures.views import circle_figure, raw_feature_figure
 
 __all__ = [
@@ -48,7 +45,6 @@ __all__ = [
     "circle_figure",
     "class_colors",
     "compare_views",
-    "compute_phase_map",
     "figure_html",
     "figure_to_html",
     "history_columns",

@@ -1,5 +1,4 @@
-"""Figures over training time and over hyper-parameters: training curves with the ArcFace
-Table-3 angle statistics, and the (s, m) phase map with its resumable, cached computation.
+"""Figures over training time: training curves with the ArcFace Table-3 angle statistics.
 
 Inputs are plain arrays and dicts (no engine classes), so these work with any trainer that can
 report step, loss, accuracies and `angles.table3_statistics`.
@@ -7,17 +6,12 @@ report step, loss, accuracies and `angles.table3_statistics`.
 
 from __future__ import annotations
 
-import json
-import math
-import os
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
 
 from marginlab.figures.style import (
-    BAND_GREY,
     PALETTE,
     base_layout,
     f32,
@@ -120,160 +114,3 @@ def training_curves_figure(
         **panels,
     )
     return fast_figure(traces, layout)
-
-
-# ---------------------------------------------------------------- (s, m) phase map
-
-OUTCOMES = ("ok", "collapsed", "nan", "not run")
-
-
-def _outcome(cell: Mapping, collapse_below: float) -> str:
-    acc = cell.get("accuracy")
-    if cell.get("nan_seen") or acc is None or not math.isfinite(float(acc)):
-        return "nan"
-    if cell.get("collapsed") or float(acc) <= collapse_below:
-        return "collapsed"
-    return "ok"
-
-
-def _same_grid(a: Sequence[float], b: Sequence[float]) -> bool:
-    return len(a) == len(b) and bool(np.allclose(np.asarray(a, float), np.asarray(b, float)))
-
-
-def _load_cache(path: Path | None, s_values, m_values, key: str | None) -> dict | None:
-    if path is None or not path.exists():
-        return None
-    try:
-        cached = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # a damaged cache is recomputed, never trusted
-    if not (
-        _same_grid(cached.get("s_values", []), s_values)
-        and _same_grid(cached.get("m_values", []), m_values)
-        and cached.get("key") == key
-    ):
-        return None
-    return cached
-
-
-def _save(path: Path, result: dict) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)  # atomic: a crash mid-write leaves the old cache intact
-
-
-def compute_phase_map(
-    train_fn: Callable[[float, float], Mapping],
-    s_values: Sequence[float],
-    m_values: Sequence[float],
-    *,
-    cache_path: str | os.PathLike | None = None,
-    progress: Callable[[int, int, float, float], None] | None = None,
-    key: str | None = None,
-    collapse_below: float = 0.2,
-) -> dict:
-    """Train once per (s, m) cell and record the outcome; resumable through a JSON cache.
-
-    `train_fn(s, m)` returns a dict with "accuracy" (0–1) and "nan_seen" (bool), optionally
-    "collapsed" (bool). A cell is "nan" if NaN was seen, "collapsed" if accuracy ≤
-    `collapse_below` (e.g. 2× chance for 10 classes), else "ok". The result is saved after
-    EVERY cell, so an interrupted sweep resumes where it stopped; a cache whose grid (or `key`,
-    e.g. a config hash) differs is ignored. `progress(done, total, s, m)` after each cell.
-    Result: {"s_values", "m_values", "key", "accuracy"[m][s], "nan_seen"[m][s], "outcome"[m][s]}
-    (JSON-friendly: None for cells not run or without a finite accuracy).
-    """
-    s_values = [float(v) for v in s_values]
-    m_values = [float(v) for v in m_values]
-    path = Path(cache_path) if cache_path is not None else None
-    result = _load_cache(path, s_values, m_values, key) or {
-        "s_values": s_values,
-        "m_values": m_values,
-        "key": key,
-        "accuracy": [[None] * len(s_values) for _ in m_values],
-        "nan_seen": [[None] * len(s_values) for _ in m_values],
-        "outcome": [["not run"] * len(s_values) for _ in m_values],
-    }
-    total = len(s_values) * len(m_values)
-    done = sum(o != "not run" for row in result["outcome"] for o in row)
-    for i, m in enumerate(m_values):
-        for j, s in enumerate(s_values):
-            if result["outcome"][i][j] != "not run":
-                continue
-            cell = dict(train_fn(s, m))
-            acc = cell.get("accuracy")
-            finite = acc is not None and math.isfinite(float(acc))
-            result["accuracy"][i][j] = float(acc) if finite else None
-            result["nan_seen"][i][j] = bool(cell.get("nan_seen", not finite))
-            result["outcome"][i][j] = _outcome(cell, collapse_below)
-            done += 1
-            if path is not None:
-                _save(path, result)
-            if progress is not None:
-                progress(done, total, s, m)
-    return result
-
-
-# Stepped colour bar: [−3, −2) not run, [−2, −1) NaN, [−1, 0) collapsed, [0, 1] accuracy.
-_CODES = {"not run": -2.5, "nan": -1.5, "collapsed": -0.5}
-_PHASE_SCALE = [
-    [0.0, "#f4f4f4"],
-    [0.25, "#f4f4f4"],
-    [0.25, "#d62728"],
-    [0.5, "#d62728"],
-    [0.5, "#4d4d4d"],
-    [0.75, "#4d4d4d"],
-    [0.75, "#440154"],
-    [0.8125, "#3b528b"],
-    [0.875, "#21918c"],
-    [0.9375, "#5ec962"],
-    [1.0, "#fde725"],
-]
-
-
-def phase_map_figure(result: Mapping, *, title: str | None = None) -> go.Figure:
-    """Heatmap of an (s, m) sweep: accuracy where training worked, red where it produced NaN,
-    dark grey where it collapsed, light grey where the cell has not run yet."""
-    s_values, m_values = list(result["s_values"]), list(result["m_values"])
-    z = np.zeros((len(m_values), len(s_values)))
-    text = []
-    for i in range(len(m_values)):
-        row = []
-        for j in range(len(s_values)):
-            outcome = result["outcome"][i][j]
-            acc = result["accuracy"][i][j]
-            if outcome == "ok" and acc is not None:
-                z[i, j] = float(acc)
-                row.append(f"{100 * float(acc):.0f}%")
-            else:
-                z[i, j] = _CODES.get(outcome, -2.5)
-                row.append({"nan": "NaN", "collapsed": "collapsed"}.get(outcome, ""))
-        text.append(row)
-    heatmap = trace(
-        "heatmap",
-        x=[f"{v:g}" for v in s_values],
-        y=[f"{v:g}" for v in m_values],
-        z=f32(z),
-        zmin=-3.0,
-        zmax=1.0,
-        colorscale=_PHASE_SCALE,
-        text=text,
-        texttemplate="%{text}",
-        hovertemplate="s = %{x}, m = %{y}: %{text}<extra></extra>",
-        xgap=2,
-        ygap=2,
-        colorbar={
-            "tickvals": [-2.5, -1.5, -0.5, 0.0, 0.5, 1.0],
-            "ticktext": ["not run", "NaN", "collapsed", "0%", "50%", "100%"],
-            "title": {"text": "outcome"},
-        },
-    )
-    done = sum(o != "not run" for row in result["outcome"] for o in row)
-    layout = base_layout(
-        title or "Which (s, m) train? Phase map",
-        f"Each cell is one training run ({done} of {len(s_values) * len(m_values)} done): "
-        "test accuracy, or what went wrong.",
-        xaxis={"title": {"text": "scale s"}, "type": "category"},
-        yaxis={"title": {"text": "margin m"}, "type": "category"},
-        plot_bgcolor=BAND_GREY,
-    )
-    return fast_figure([heatmap], layout)
