@@ -18,6 +18,14 @@ import plotly.graph_objects as go
 
 from marginlab.data.batches import to_device
 from marginlab.data.datasets import Dataset, DatasetUnavailable, load_dataset
+from marginlab.experiments.angle_report import (
+    HELD_OUT_SET,
+    TRAIN_SAMPLE,
+    TRAINING_SET,
+    UNSEEN_SET,
+    definitions_text,
+    table3_sets,
+)
 from marginlab.experiments.faces import (
     FACE_LOSSES,
     closed_set_config,
@@ -29,8 +37,9 @@ from marginlab.figures.paper import theta_shift_figure
 from marginlab.figures.style import LOSS_NAMES, margin_label, margin_of
 from marginlab.figures.verification import pair_angle_panels
 from marginlab.geometry.angles import table3_statistics, target_angles
+from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config, pick_device
-from marginlab.training.run import LockstepComparison, Run
+from marginlab.training.run import Run
 from marginlab.training.snapshots import HISTOGRAM_EDGES
 
 Progress = Callable[[float, str], None]
@@ -196,22 +205,23 @@ def theta_shift(
 # --------------------------------------------------------------------------- Table 3
 
 
-def _set_rows(features_of, sets, comparison) -> list[dict[str, Any]]:
-    rows = []
-    for name, run in comparison.runs.items():
-        weights = run.head.class_weights().float().cpu().numpy()
-        row: dict[str, Any] = {"loss": LOSS_NAMES.get(run.config.loss, name)}
-        for k, (set_name, images, labels, has_weights) in enumerate(sets):
-            features = features_of(run, images)
-            # Unseen identities have no class weights: only Intra and Inter mean anything.
-            w = weights if has_weights else np.zeros((int(labels.max()) + 1, weights.shape[1]))
-            stats = _degrees(table3_statistics(features, labels, w))
-            if k == 0:
-                row["W-EC °"], row["W-Inter °"] = stats["w_ec"], stats["w_inter"]
-            row[f"Intra ° ({set_name})"] = stats["intra"]
-            row[f"Inter ° ({set_name})"] = stats["inter"]
-        rows.append(row)
-    return rows
+SHORT_SET_NAMES = {TRAINING_SET: "training", HELD_OUT_SET: "held-out", UNSEEN_SET: "unseen"}
+
+
+def _table3_row(name: str, run: Run, unseen: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """One loss's row: W-EC and W-Inter (training set), Intra and Inter on every set that has
+    two or more images per class (with one, Intra is 0 by definition)."""
+    row: dict[str, Any] = {"loss": LOSS_NAMES.get(run.config.loss, name)}
+    per_class = np.bincount(run.data.probe_labels)
+    for stats in table3_sets(run, unseen=unseen):
+        if stats.set == HELD_OUT_SET and per_class.min(initial=len(per_class)) < 2:
+            continue
+        values = stats.degrees()
+        if stats.set == TRAINING_SET:
+            row["W-EC °"], row["W-Inter °"] = values["W-EC °"], values["W-Inter °"]
+        short = SHORT_SET_NAMES[stats.set]
+        row[f"Intra ° ({short})"], row[f"Inter ° ({short})"] = values["Intra °"], values["Inter °"]
+    return row
 
 
 def table3(
@@ -242,15 +252,12 @@ def table3(
             "MNIST digits 0–5 trained, digits 6–9 as the unseen identities (Olivetti is not in "
             "the cache)"
         )
-    sets = [("training", np.array(dataset.train_images), np.asarray(dataset.train_labels), True)]
-    held_out = np.asarray(dataset.test_labels)
     notes = [f"Data: {source}; {dim}-D features, {steps} steps, the same batches for all."]
-    if held_out.size and np.bincount(held_out).min() >= 2:
-        sets.append(("held-out", np.array(dataset.test_images), held_out, True))
-    else:  # one image per class: its Intra would be 0 by definition
+    if np.bincount(np.asarray(dataset.test_labels)).min() < 2:
         notes.append("One held-out image per trained person: that set is left out.")
-    sets.append(("unseen", *unseen, False))
-    rows = _set_rows(lambda run, images: run.embed(images), sets, comparison)
+    notes.append(f"Training set: {TRAIN_SAMPLE:,} training images at most (a fixed subset).")
+    notes += definitions_text().splitlines()
+    rows = [_table3_row(name, run, unseen) for name, run in comparison.runs.items()]
     progress(1.0, "done")
     return PaperResult((), tuple(rows), tuple(notes))
 
