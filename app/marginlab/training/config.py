@@ -35,6 +35,18 @@ HEAD_FIELDS: tuple[str, ...] = (
 # Fixed once a run exists: changing them means a new model (or new data), not a new step.
 STRUCTURAL_FIELDS: tuple[str, ...] = ("dataset", "loss", "dim", "seed", "device", "bias", "k")
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
+# Upper bounds of the values that size a run's memory, so no config (a run file from a
+# stranger included) can ask for more than a classroom server has: d = 1,024 is twice the
+# papers' 512; sub-center ArcFace uses K = 3 (up to 10 in its ablation); the probe is at most
+# MNIST's 10,000 test images; 1,000 snapshots; a 4,096-image batch.
+MAX_DIM = 1024
+MAX_K = 16
+MAX_PROBE = 10_000
+MAX_HISTORY = 1000
+MAX_HISTORY_MB = 1024.0
+MAX_BATCH = 4096
+MAX_SEED = 2**32 - 1  # numpy's and most generators' seed range: larger seeds would alias
+MAX_STEPS = 10**9  # schedules and snapshot intervals, in steps
 
 
 @dataclass(frozen=True)
@@ -110,16 +122,19 @@ def validate_config(config: RunConfig) -> None:
         raise ValueError(f"unknown loss {config.loss!r}; choose one of {', '.join(HEAD_LOSSES)}")
     if config.device not in DEVICES:
         raise ValueError(f"unknown device {config.device!r}; choose one of {', '.join(DEVICES)}")
-    _whole("dim", config.dim, low=1)
-    _whole("batch_size", config.batch_size, low=2)  # BatchNorm needs two samples
-    _whole("seed", config.seed, low=0)
-    _whole("margin_warmup_steps", config.margin_warmup_steps, low=0)
-    _whole("lr_decay_steps", config.lr_decay_steps, low=0)
-    _whole("probe_size", config.probe_size, low=1)
-    _whole("snapshot_every", config.snapshot_every, low=1)
-    _whole("history_size", config.history_size, low=1)
+    _whole("dim", config.dim, low=1, high=MAX_DIM)
+    _whole("k", config.k, low=1, high=MAX_K)
+    _whole("batch_size", config.batch_size, low=2, high=MAX_BATCH)  # BatchNorm needs two
+    _whole("seed", config.seed, low=0, high=MAX_SEED)
+    _whole("margin_warmup_steps", config.margin_warmup_steps, low=0, high=MAX_STEPS)
+    _whole("lr_decay_steps", config.lr_decay_steps, low=0, high=MAX_STEPS)
+    _whole("probe_size", config.probe_size, low=1, high=MAX_PROBE)
+    _whole("snapshot_every", config.snapshot_every, low=1, high=MAX_STEPS)
+    _whole("history_size", config.history_size, low=1, high=MAX_HISTORY)
     _positive("lr", config.lr)
     _positive("history_memory_mb", config.history_memory_mb)
+    if config.history_memory_mb > MAX_HISTORY_MB:
+        raise ValueError(f"history_memory_mb must be at most {MAX_HISTORY_MB:g}")
     if not (isinstance(config.weight_decay, int | float) and 0 <= config.weight_decay < 1):
         raise ValueError(f"weight_decay must lie in [0, 1), got {config.weight_decay!r}")
     if not (isinstance(config.lr_min_factor, int | float) and 0 <= config.lr_min_factor <= 1):
@@ -130,9 +145,9 @@ def validate_config(config: RunConfig) -> None:
         build_head(config.loss, 1, 2, **config.head_params())
 
 
-def _whole(name: str, value: object, *, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{name} must be a whole number ≥ {low}, got {value!r}")
+def _whole(name: str, value: object, *, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be a whole number in [{low}, {high:,}], got {value!r}")
 
 
 def _positive(name: str, value: object) -> None:

@@ -4,18 +4,19 @@ The file is `torch.save` of a dict that holds only tensors and primitive contain
 list, str, int, float, bool, None): weights, optimiser state, sampler state, the config, the
 snapshot history (numpy arrays stored as tensors) and a format tag with a version. Loading uses
 `torch.load(..., weights_only=True)`, which refuses to unpickle arbitrary objects, so opening
-a run file from a stranger cannot run code.
+a run file from a stranger cannot run code; run_file_checks.py checks the archive before that
+load and the whole payload after it, before a Run is built, so no file can make the process
+allocate more than a bounded config allows.
 
-Writing is atomic: a temporary file in the same directory, flushed and fsynced, then
-`os.replace` over the target, so a crash mid-save leaves the old file intact. Loading builds a
-brand-new Run; a corrupt, truncated or foreign file raises `RunFileError` with a one-line
-message, and nothing that existed before the call is touched.
+Writing is atomic (safe_files.write_atomically), so a crash mid-save leaves the old file
+intact. Loading builds a brand-new Run; a corrupt, truncated, foreign, oversized or
+inconsistent file raises `RunFileError` with a one-line message, and nothing that existed
+before the call is touched.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,19 +25,30 @@ from typing import Any
 import numpy as np
 import torch
 
+from marginlab.safe_files import write_atomically
+from marginlab.training.config import RunConfig
 from marginlab.training.comparison import LockstepComparison
-from marginlab.training.config import RunConfig, device_available
 from marginlab.training.run import Run
+from marginlab.training.run_file_checks import (
+    MAX_RUN_FILE_BYTES,
+    RunFileError,
+    check_archive,
+    check_config,
+    check_fingerprint,
+    check_history,
+    check_sampler,
+    check_state,
+    check_tensors,
+    one_line,
+)
 from marginlab.training.snapshots import Snapshot
 
 FORMAT = "marginlab-run"
 FORMAT_VERSION = 1
 _KINDS = ("run", "comparison")
-_ACCELERATORS = ("cuda", "mps")  # saved device names that another machine may lack
 
-
-class RunFileError(Exception):
-    """A run file that cannot be used: missing, corrupt, truncated, foreign or incompatible."""
+__all__ = ["MAX_RUN_FILE_BYTES", "RunFileError", "load_comparison", "load_run", "read_kind"]
+__all__ += ["save_comparison", "save_run"]
 
 
 # ----- saving ------------------------------------------------------------------------------
@@ -88,71 +100,72 @@ def _snapshot_payload(snap: Snapshot) -> dict[str, Any]:
 
 
 def _write_atomically(payload: dict[str, Any], path: Path) -> Path:
-    directory = path.parent if str(path.parent) else Path(".")
-    mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-    temporary: Path | None = None
-    try:
-        with tempfile.NamedTemporaryFile(
-            dir=directory, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as handle:
-            temporary = Path(handle.name)
-            torch.save(payload, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temporary, mode)  # NamedTemporaryFile creates 0600; keep the usual mode
-        os.replace(temporary, path)
-    except BaseException:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomically(path, lambda handle: torch.save(payload, handle))
 
 
 # ----- loading -----------------------------------------------------------------------------
-def load_run(path: str | os.PathLike[str], *, device: str | None = None) -> Run:
-    """A new Run restored from `path` (on `device` if given, else the saved config's device)."""
-    payload = _read(path, "run")
+def load_run(
+    path: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    max_bytes: int = MAX_RUN_FILE_BYTES,
+) -> Run:
+    """A new Run restored from `path` (on `device` if given, else the saved config's device).
+
+    `max_bytes` bounds the file (the app passes its upload limit)."""
+    payload = _read(path, "run", max_bytes)
     try:
-        run_payload = payload["run"]
-        config = _config(run_payload, device)
+        data = check_fingerprint(payload.get("data"))
+        run_payload = _run_payload_of(payload.get("run"))
+        config = _checked_run(run_payload, data, device)
         run = Run(config)
-        _check_data(payload["data"], run)
+        _check_data(data, run)
         run.load_state_dict(run_payload["state"], _history(run_payload))
-    except RunFileError:
-        raise
+    except RunFileError as error:
+        raise RunFileError(_named(path, error)) from None
     except Exception as error:  # anything malformed inside a well-formed container
-        raise RunFileError(f"{path}: not a usable run file ({_one_line(error)})") from None
+        raise RunFileError(f"{path}: not a usable run file ({one_line(error)})") from None
     return run
 
 
 def load_comparison(
-    path: str | os.PathLike[str], *, device: str | None = None
+    path: str | os.PathLike[str],
+    *,
+    device: str | None = None,
+    max_bytes: int = MAX_RUN_FILE_BYTES,
 ) -> LockstepComparison:
     """A new LockstepComparison restored from `path`."""
-    payload = _read(path, "comparison")
+    payload = _read(path, "comparison", max_bytes)
     try:
-        configs = [_config(run_payload, device) for run_payload in payload["runs"]]
+        data = check_fingerprint(payload.get("data"))
+        runs = payload.get("runs")
+        if not isinstance(runs, list) or not runs:
+            raise RunFileError("it holds no runs")
+        run_payloads = [_run_payload_of(run_payload) for run_payload in runs]
+        configs = [_checked_run(run_payload, data, device) for run_payload in run_payloads]
+        check_sampler(payload.get("sampler"), configs[0].batch_size)
         comparison = LockstepComparison(configs)
-        _check_data(payload["data"], next(iter(comparison)))
+        _check_data(data, next(iter(comparison)))
         comparison.sampler.load_state_dict(payload["sampler"])
-        for run, run_payload in zip(comparison, payload["runs"], strict=True):
+        for run, run_payload in zip(comparison, run_payloads, strict=True):
             run.load_state_dict(run_payload["state"], _history(run_payload))
-    except RunFileError:
-        raise
+    except RunFileError as error:
+        raise RunFileError(_named(path, error)) from None
     except Exception as error:
-        raise RunFileError(f"{path}: not a usable comparison file ({_one_line(error)})") from None
+        raise RunFileError(f"{path}: not a usable comparison file ({one_line(error)})") from None
     return comparison
 
 
-def read_kind(path: str | os.PathLike[str]) -> str:
+def read_kind(path: str | os.PathLike[str], *, max_bytes: int = MAX_RUN_FILE_BYTES) -> str:
     """ "run" or "comparison" (raises RunFileError for anything else)."""
-    return str(_read(path, None)["kind"])
+    return str(_read(path, None, max_bytes)["kind"])
 
 
-def _read(path: str | os.PathLike[str], kind: str | None) -> dict[str, Any]:
+def _read(path: str | os.PathLike[str], kind: str | None, max_bytes: int) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise RunFileError(f"{path}: no such run file")
+    check_archive(path, max_bytes)
     try:
         with warnings.catch_warnings():
             # A foreign pickle makes the safe unpickler warn before it refuses: the refusal,
@@ -162,7 +175,7 @@ def _read(path: str | os.PathLike[str], kind: str | None) -> dict[str, Any]:
     except Exception as error:
         raise RunFileError(
             f"{path}: not a readable marginlab run file (corrupt, truncated or foreign: "
-            f"{_one_line(error)})"
+            f"{one_line(error)})"
         ) from None
     if not isinstance(payload, Mapping) or payload.get("format") != FORMAT:
         raise RunFileError(f"{path}: not a marginlab run file")
@@ -176,19 +189,33 @@ def _read(path: str | os.PathLike[str], kind: str | None) -> dict[str, Any]:
         raise RunFileError(f"{path}: unknown run file kind {payload.get('kind')!r}")
     if kind is not None and payload["kind"] != kind:
         raise RunFileError(f"{path}: holds a {payload['kind']}, not a {kind}")
+    try:
+        check_tensors(payload)
+    except RunFileError as error:
+        raise RunFileError(_named(path, error)) from None
     return dict(payload)
 
 
-def _config(run_payload: Mapping[str, Any], device: str | None) -> RunConfig:
-    """The saved config, on `device` if given. Without one, a run saved on a device this machine
-    lacks (a GPU run opened on a laptop) comes back on "auto": the tensors were read onto the
-    CPU (map_location), so only the saved device name stands in the way."""
-    values = dict(run_payload["state"]["config"])
-    if device is not None:
-        values["device"] = device
-    elif values.get("device") in _ACCELERATORS and not device_available(values["device"]):
-        values["device"] = "auto"
-    return RunConfig.from_dict(values)
+def _run_payload_of(value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping) or not isinstance(value.get("state"), Mapping):
+        raise RunFileError("its run is not a table with a state")
+    return value
+
+
+def _checked_run(
+    run_payload: Mapping[str, Any], data: Mapping[str, Any], device: str | None
+) -> RunConfig:
+    """The run's config, after its counters and history passed their checks."""
+    state = run_payload["state"]
+    config = check_config(state.get("config"), device)
+    check_state(state, config)
+    check_history(run_payload.get("history"), config, data, int(state.get("steps", 0)))
+    return config
+
+
+def _named(path: str | os.PathLike[str], error: RunFileError) -> str:
+    text = str(error)
+    return text if text.startswith(str(path)) else f"{path}: {text}"
 
 
 def _check_data(saved: Mapping[str, Any], run: Run) -> None:
@@ -209,8 +236,3 @@ def _history(run_payload: Mapping[str, Any]) -> list[Snapshot]:
         }
         snapshots.append(Snapshot.from_state(values))
     return snapshots
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
