@@ -7,13 +7,18 @@
 Every command is a small function registered in COMMANDS with the function that adds its
 arguments; adding one (e.g. `verify`, `export`) means writing those two functions and one
 `register(...)` line. Errors a user can make (unknown loss, dim 0, negative s, unknown dataset,
-missing or foreign file) exit non-zero with ONE line on stderr and no traceback.
-Exit codes: 0 done, 1 the command failed (file, data, interrupted), 2 bad arguments.
+missing or foreign file, a device this machine lacks) exit non-zero with ONE line on stderr and
+no traceback. Exit codes: 0 done, 1 the command failed (file, data, interrupted), 2 bad
+arguments. Every command resolves --device the same way (config.pick_device: "auto" is cuda,
+then mps, then cpu; a named device must exist). stdout carries only the command's result (the
+JSON object under --json): anything else a library prints while a command runs (scikit-learn's
+download message) goes to stderr, with the data notices (e.g. an offline fallback).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import sys
@@ -23,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 DEFAULT_STEPS = 1000
+MAX_THREADS = 256  # torch segfaults far above the machine's cores (tried: 100,000)
 DEFAULT_COMPARE = "softmax,normface,sphereface,cosface,arcface,center"
 # Hyper-parameter options shared by train and compare: (flag, RunConfig field, type, help).
 HYPER_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
@@ -122,13 +128,13 @@ def _config(loss: str, args: argparse.Namespace):
 
 
 def _check_budget(args: argparse.Namespace) -> None:
-    if args.steps is not None and args.steps < 0:
-        raise CliError(f"--steps must be ≥ 0, got {args.steps}")
     if args.seconds is not None and not (math.isfinite(args.seconds) and args.seconds >= 0):
         raise CliError(f"--seconds must be ≥ 0, got {args.seconds}")
     if args.threads is not None:
-        if args.threads < 1:
-            raise CliError(f"--threads must be ≥ 1, got {args.threads}")
+        if not 1 <= args.threads <= MAX_THREADS:
+            raise CliError(
+                f"--threads must be a whole number in [1, {MAX_THREADS}], got {args.threads}"
+            )
         import torch
 
         torch.set_num_threads(args.threads)
@@ -181,10 +187,18 @@ def _summary(run: Any) -> dict[str, Any]:
 
 
 def _emit(result: dict[str, Any], args: argparse.Namespace, lines: Sequence[str]) -> None:
+    out = getattr(args, "stdout", None) or sys.stdout  # main() keeps the real stdout there
     if args.json:
-        print(json.dumps(result, allow_nan=False))
+        print(json.dumps(result, allow_nan=False), file=out)
     else:
-        print("\n".join(lines))
+        print("\n".join(lines), file=out)
+
+
+def _data_notice(run: Any) -> None:
+    """Say on stderr what the data is when it is not what was asked for (offline fallback)."""
+    notice = run.data.dataset.notice
+    if notice:
+        print(f"marginlab: note: {notice}", file=sys.stderr)
 
 
 def _run_line(name: str, entry: dict[str, Any]) -> str:
@@ -212,6 +226,7 @@ def train_command(args: argparse.Namespace) -> int:
         run = Run(config)
     except ValueError as error:  # e.g. a device that is not available here
         raise CliError(_one_line(error)) from None
+    _data_notice(run)
     _train(run, args)
     result = _summary(run)
     if args.save:
@@ -241,6 +256,7 @@ def compare_command(args: argparse.Namespace) -> int:
         comparison = LockstepComparison(configs)
     except ValueError as error:
         raise CliError(_one_line(error)) from None
+    _data_notice(next(iter(comparison)))
     _train(comparison, args)
     result = _comparison_result(comparison)
     if args.save:
@@ -353,13 +369,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         if args.command is None:
             raise CliError(f"choose a command: {', '.join(COMMANDS)} (see --help)")
-        return COMMANDS[args.command].run(args)
+        _check_common(args)
+        args.stdout = sys.stdout
+        with contextlib.redirect_stdout(sys.stderr):
+            return COMMANDS[args.command].run(args)
     except CliError as error:
         return _fail(str(error), 2)
     except KeyboardInterrupt:
         return _fail("interrupted", 130)
     except Exception as error:  # a user-facing tool: one line, never a traceback
         return _fail(_one_line(error), 1)
+
+
+def _check_common(args: argparse.Namespace) -> None:
+    """What every command checks the same way before it starts: device, seed, steps."""
+    from marginlab.training.config import MAX_SEED, pick_device
+
+    if getattr(args, "device", None) is not None:
+        try:
+            pick_device(args.device)
+        except ValueError as error:
+            raise CliError(_one_line(error)) from None
+    seed = getattr(args, "seed", None)
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise CliError(f"--seed must be a whole number in [0, 2**32 - 1], got {seed}")
+    steps = getattr(args, "steps", None)
+    if steps is not None and steps < 0:
+        raise CliError(f"--steps must be a whole number ≥ 0, got {steps}")
 
 
 def _fail(message: str, code: int) -> int:

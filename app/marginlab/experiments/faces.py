@@ -211,7 +211,9 @@ class FaceSetup:
 
     def device_data(self, device: str | torch.device | None = None) -> DeviceData:
         """The dataset on `device` (default: the configs' device, "auto" = cuda, mps, cpu)."""
-        target = pick_device(self.configs[0].device) if device is None else torch.device(device)
+        # One rule for every name, "auto" included: cuda, then mps, then cpu (config.pick_device).
+        wanted = self.configs[0].device if device is None else device
+        target = pick_device(wanted) if isinstance(wanted, str) else wanted
         return to_device(self.dataset, target, self.configs[0].probe_size)
 
     def comparison(
