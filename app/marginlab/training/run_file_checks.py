@@ -237,7 +237,8 @@ def check_history(history: Any, config: RunConfig, data: Mapping[str, Any], step
             hist = _shape(snap.get(name), (HISTOGRAM_BINS,), f"{where}: {name}")
             if hist.is_floating_point() or bool((hist < 0).any()):
                 raise RunFileError(f"{where}: {name} is not a histogram of counts")
-        _shape(snap.get("margin_per_class"), (classes,), f"{where}: margin_per_class")
+        if "margin_per_class" in snap:  # older files; Snapshot.from_state drops it
+            _shape(snap["margin_per_class"], (classes,), f"{where}: margin_per_class")
         for name in ("stats", "params"):
             table = snap.get(name)
             if not isinstance(table, Mapping) or not all(isinstance(k, str) for k in table):

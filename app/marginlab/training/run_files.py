@@ -26,8 +26,8 @@ import numpy as np
 import torch
 
 from marginlab.safe_files import write_atomically
-from marginlab.training.config import RunConfig
 from marginlab.training.comparison import LockstepComparison
+from marginlab.training.config import RunConfig
 from marginlab.training.run import Run
 from marginlab.training.run_file_checks import (
     MAX_RUN_FILE_BYTES,
