@@ -25,8 +25,9 @@ def keep_thread_count():
     torch.set_num_threads(threads)
 
 
-def marginlab(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+def marginlab(*args: str, **env_changes: str) -> subprocess.CompletedProcess:
+    """`python -m marginlab ARGS` in a fresh process, with the environment plus env_changes."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **env_changes}
     return subprocess.run(
         [sys.executable, "-m", "marginlab", *args],
         capture_output=True,

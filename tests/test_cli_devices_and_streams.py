@@ -4,29 +4,14 @@ steps, and stdout that carries only the result (notices and library chatter go t
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-import marginlab
+from test_cli import marginlab as marginlab_cli
 
-APP = Path(marginlab.__file__).resolve().parents[1]
 HAS_CUDA = torch.cuda.is_available()
-
-
-def marginlab_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
-    environment = {**os.environ, "PYTHONPATH": str(APP), "PYTHONWARNINGS": "ignore", **env}
-    return subprocess.run(
-        [sys.executable, "-m", "marginlab", *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=environment,
-    )
 
 
 def one_line_exit_2(done: subprocess.CompletedProcess, *expected: str) -> None:
