@@ -3,14 +3,19 @@
 They live in an importable module (not in the test file) because the service builds trainers
 inside its worker processes, which import a builder by name. The faults are real: a loss that
 really is NaN at one step (the engine's guard must skip it), a step that really raises.
+Also what the service's tests share: waiting for a condition, a run's weights, a saved handle.
 """
 
 from __future__ import annotations
 
 import math
+import time
+from pathlib import Path
 
+from marginlab.training.backbones import state_hash
 from marginlab.training.config import default_config
 from marginlab.training.run import Run
+from marginlab.training.run_files import load_comparison, load_run
 
 CONFIG = {"device": "cpu", "probe_size": 200, "snapshot_every": 10}
 
@@ -43,3 +48,22 @@ def raising_at_step(step: int) -> Run:
     run = RaisingRun(default_config("cosface", 2, **CONFIG))
     run.raise_at = step
     return run
+
+
+def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def weights(run) -> str:
+    return state_hash(run.backbone) + state_hash(run.head)
+
+
+def saved(handle, tmp_path: Path, *, comparison: bool = False):
+    """The handle's trainer as its worker has it (through a run file)."""
+    path = tmp_path / f"{handle.id}.pt"
+    path.write_bytes(handle.save())
+    return load_comparison(path) if comparison else load_run(path)

@@ -21,12 +21,12 @@ import pytest
 
 import service_helpers
 from marginlab.cli import main as cli_main
-from marginlab.training.backbones import state_hash
 from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config
-from marginlab.training.run_files import load_comparison, load_run
+from marginlab.training.run_files import load_run
 from marginlab.training.service import TrainingService
 from marginlab.training.service.builders import new_comparison, new_run
+from service_helpers import saved, wait_for, weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the workers train on one thread too
 FAST = {"device": "cpu", "probe_size": 200, "snapshot_every": 10}
@@ -38,24 +38,6 @@ def service():
     service = TrainingService(workers=2, ttl=600.0)  # the TTL test lowers it for itself
     yield service
     service.shutdown()
-
-
-def wait_for(condition, timeout: float = 60.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
-def weights(run) -> str:
-    return state_hash(run.backbone) + state_hash(run.head)
-
-
-def saved(handle, tmp_path: Path, *, comparison: bool = False):
-    path = tmp_path / f"{handle.id}.pt"
-    path.write_bytes(handle.save())
-    return load_comparison(path) if comparison else load_run(path)
 
 
 def test_n_steps_through_the_service_equal_the_cli_and_the_engine(service, tmp_path):

@@ -115,12 +115,9 @@ def load_run(
     `max_bytes` bounds the file (the app passes its upload limit)."""
     payload = _read(path, "run", max_bytes)
     try:
-        data = check_fingerprint(payload.get("data"))
-        run_payload = _run_payload_of(payload.get("run"))
-        config = _checked_run(run_payload, data, device)
-        run = Run(config)
-        _check_data(data, run)
-        run.load_state_dict(run_payload["state"], _history(run_payload))
+        data, run_payloads, configs = _parsed(payload, device)
+        run = Run(configs[0])
+        _fill(run, data, run_payloads, payload)
     except RunFileError as error:
         raise RunFileError(_named(path, error)) from None
     except Exception as error:  # anything malformed inside a well-formed container
@@ -137,23 +134,67 @@ def load_comparison(
     """A new LockstepComparison restored from `path`."""
     payload = _read(path, "comparison", max_bytes)
     try:
-        data = check_fingerprint(payload.get("data"))
-        runs = payload.get("runs")
-        if not isinstance(runs, list) or not runs:
-            raise RunFileError("it holds no runs")
-        run_payloads = [_run_payload_of(run_payload) for run_payload in runs]
-        configs = [_checked_run(run_payload, data, device) for run_payload in run_payloads]
-        check_sampler(payload.get("sampler"), configs[0].batch_size)
+        data, run_payloads, configs = _parsed(payload, device)
         comparison = LockstepComparison(configs)
-        _check_data(data, next(iter(comparison)))
-        comparison.sampler.load_state_dict(payload["sampler"])
-        for run, run_payload in zip(comparison, run_payloads, strict=True):
-            run.load_state_dict(run_payload["state"], _history(run_payload))
+        _fill(comparison, data, run_payloads, payload)
     except RunFileError as error:
         raise RunFileError(_named(path, error)) from None
     except Exception as error:
         raise RunFileError(f"{path}: not a usable comparison file ({one_line(error)})") from None
     return comparison
+
+
+def restore(trainer: Run | LockstepComparison, path: str | os.PathLike[str]) -> None:
+    """Put the state saved at `path` into `trainer`, freshly built for the same setup (its
+    configs, data and augmentation): a fork of a shared run (training.service.sharing)."""
+    kind = "comparison" if isinstance(trainer, LockstepComparison) else "run"
+    payload = _read(path, kind, MAX_RUN_FILE_BYTES)
+    try:
+        data, run_payloads, configs = _parsed(payload, None)
+        if configs != [run.config for run in _runs(trainer)]:
+            raise RunFileError(f"saved with other settings than this {kind}")
+        _fill(trainer, data, run_payloads, payload)
+    except RunFileError as error:
+        raise RunFileError(_named(path, error)) from None
+    except Exception as error:
+        raise RunFileError(f"{path}: does not fit this {kind} ({one_line(error)})") from None
+
+
+def _parsed(
+    payload: Mapping[str, Any], device: str | None
+) -> tuple[Mapping[str, Any], list[Mapping[str, Any]], list[RunConfig]]:
+    """The checked data fingerprint, run payloads and configs of a run or comparison file."""
+    data = check_fingerprint(payload.get("data"))
+    if payload["kind"] == "run":
+        run_payloads = [_run_payload_of(payload.get("run"))]
+    else:
+        runs = payload.get("runs")
+        if not isinstance(runs, list) or not runs:
+            raise RunFileError("it holds no runs")
+        run_payloads = [_run_payload_of(run_payload) for run_payload in runs]
+    configs = [_checked_run(run_payload, data, device) for run_payload in run_payloads]
+    if payload["kind"] == "comparison":
+        check_sampler(payload.get("sampler"), configs[0].batch_size)
+    return data, run_payloads, configs
+
+
+def _fill(
+    trainer: Run | LockstepComparison,
+    data: Mapping[str, Any],
+    run_payloads: list[Mapping[str, Any]],
+    payload: Mapping[str, Any],
+) -> None:
+    """Load checked payloads into a trainer built from their configs."""
+    runs = _runs(trainer)
+    _check_data(data, runs[0])
+    if isinstance(trainer, LockstepComparison):
+        trainer.sampler.load_state_dict(payload["sampler"])
+    for run, run_payload in zip(runs, run_payloads, strict=True):
+        run.load_state_dict(run_payload["state"], _history(run_payload))
+
+
+def _runs(trainer: Run | LockstepComparison) -> list[Run]:
+    return list(trainer) if isinstance(trainer, LockstepComparison) else [trainer]
 
 
 def read_kind(path: str | os.PathLike[str], *, max_bytes: int = MAX_RUN_FILE_BYTES) -> str:

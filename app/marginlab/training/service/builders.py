@@ -11,10 +11,13 @@ import functools
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import RunConfig
 from marginlab.training.run import Run
+
+Trainer = Run | LockstepComparison
 
 
 def new_run(config: RunConfig) -> Callable[[], Run]:
@@ -30,10 +33,30 @@ def from_run_file(data: bytes, *, comparison: bool) -> Callable[[], Run | Lockst
     return functools.partial(_load, data, comparison)
 
 
-def _load(data: bytes, comparison: bool) -> Run | LockstepComparison:
+def forked(build: Callable[[], Trainer], data: bytes) -> Callable[[], Trainer]:
+    """`build()` with the state of run-file bytes `data` put into it: a fork of a shared run
+    (training.service.sharing) that goes on exactly as the shared trainer would have. Built by
+    its own recipe, so what a run file does not hold (the data subset, an augmentation hook)
+    is the shared trainer's too."""
+    return functools.partial(_fork, build, data)
+
+
+def _load(data: bytes, comparison: bool) -> Trainer:
     from marginlab.training.run_files import load_comparison, load_run
 
+    return _with_file(data, load_comparison if comparison else load_run)
+
+
+def _fork(build: Callable[[], Trainer], data: bytes) -> Trainer:
+    from marginlab.training.run_files import restore
+
+    trainer = build()
+    _with_file(data, lambda path: restore(trainer, path))
+    return trainer
+
+
+def _with_file(data: bytes, use: Callable[[Path], Any]) -> Any:
     with tempfile.TemporaryDirectory(prefix="marginlab-load-") as folder:
         path = Path(folder) / "upload.pt"
         path.write_bytes(data)
-        return load_comparison(path) if comparison else load_run(path)
+        return use(path)

@@ -29,6 +29,15 @@ from marginlab.training.snapshots import Snapshot
 Send = Callable[[str, Any, bool], Any]
 
 
+def param_changes(current: RunConfig, wanted: RunConfig) -> dict[str, Any]:
+    """The hyper-parameters a running trainer would change to go from `current` to `wanted`."""
+    return {
+        name: getattr(wanted, name)
+        for name in MUTABLE_FIELDS
+        if getattr(current, name) != getattr(wanted, name)
+    }
+
+
 class RunView:
     """One run as a page sees it: its fixed facts and the mirrored snapshot history."""
 
@@ -62,6 +71,16 @@ class RunView:
     @property
     def nan_seen(self) -> bool:
         return self.skipped_steps > 0
+
+    def frozen(self) -> RunView:
+        """A copy that stops here (its history no longer grows): what a session paused on a
+        shared run shows while the shared trainer goes on for the others (sharing.py)."""
+        with self._lock:
+            copy = object.__new__(RunView)
+            copy.__dict__.update(self.__dict__)
+            copy._lock = threading.Lock()
+            copy._history = deque(self._history, maxlen=self._history.maxlen)
+        return copy
 
     def _add(self, snapshots: Sequence[Snapshot], limit: int) -> None:
         if self._history.maxlen != limit:
@@ -130,11 +149,7 @@ class TrainerHandle:
         whether anything changed."""
         changes, new_configs = [], []
         for view, wanted in zip(self.runs, configs, strict=True):
-            change = {
-                name: getattr(wanted, name)
-                for name in MUTABLE_FIELDS
-                if getattr(view.config, name) != getattr(wanted, name)
-            }
+            change = param_changes(view.config, wanted)
             changes.append(change)
             new_configs.append(view.config.with_changes(**change))  # validates
         if not any(changes) or not self.alive:

@@ -83,24 +83,29 @@ class TrainingService:
         atexit.register(self.shutdown)
 
     def create(
-        self, build: Callable[[], Any], *, timeout: float = CREATE_TIMEOUT_S
+        self,
+        build: Callable[[], Any],
+        *,
+        timeout: float = CREATE_TIMEOUT_S,
+        worker: int | None = None,
     ) -> TrainerHandle:
-        """A new trainer built by `build()` in the least loaded worker (exceptions of the
-        build, e.g. DatasetUnavailable or RunFileError, are raised here)."""
+        """A new trainer built by `build()` in the least loaded worker, or in `self.workers[worker]`
+        (exceptions of the build, e.g. DatasetUnavailable or RunFileError, are raised here)."""
         trainer_id = uuid.uuid4().hex
         with self._lock:
             loads = {id(w): 0 for w in self.workers}
             for handle in self._handles.values():
                 loads[id(handle.worker)] = loads.get(id(handle.worker), 0) + 1
             working = [w for w in self.workers if not w.broken] or self.workers
-            worker = min(working, key=lambda w: loads[id(w)])
-        created: Created = worker.request(Command(None, "create", trainer_id, build), timeout)
+            least = min(working, key=lambda w: loads[id(w)])
+        chosen = least if worker is None else self.workers[worker]
+        created: Created = chosen.request(Command(None, "create", trainer_id, build), timeout)
         handle = TrainerHandle(
-            trainer_id, created, lambda name, payload, wait: worker.send(
+            trainer_id, created, lambda name, payload, wait: chosen.send(
                 trainer_id, name, payload, wait
             ),
         )  # fmt: skip
-        handle.worker = worker  # type: ignore[attr-defined]
+        handle.worker = chosen  # type: ignore[attr-defined]
         with self._lock:
             self._handles[trainer_id] = handle
         return handle
