@@ -15,11 +15,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from scipy.optimize import minimize
 from streamlit.testing.v1 import AppTest
 
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.experiments import faces
+from marginlab.geometry.regions import BAND, region_labels
 from marginlab.lab_state import LabConfig, run_config, to_query
 from marginlab.lessons.checks import (
     CHECKS,
@@ -29,6 +31,7 @@ from marginlab.lessons.checks import (
     relative_spread,
 )
 from marginlab.lessons.parser import FIGURES, SECTIONS, Claim, load_lessons
+from marginlab.losses.heads import build_head
 
 APP = Path(__file__).resolve().parents[1] / "app"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -74,6 +77,53 @@ def test_normface_floor_by_hand_for_two_classes():
     assert normface_loss_floor(3.0, 2) == pytest.approx(math.log1p(math.exp(-6.0)))
     with pytest.raises(ValueError):
         normface_loss_floor(3.0, 1)
+
+
+def test_lesson2_at_the_evenly_spaced_optimum_gradients_vanish_but_the_loss_stays():
+    """Lesson 2's answer: ten weights 36° apart, every feature on its own weight, s = 4: the
+    NormFace loss is the floor 0.728 and no parameter gets a gradient (a stationary point);
+    nudge one feature and it does."""
+    head = build_head("normface", 2, 10, s=4.0)
+    phi = torch.arange(10, dtype=torch.float64) * (2 * math.pi / 10)
+    ring = torch.stack([phi.cos(), phi.sin()], dim=1)
+    with torch.no_grad():
+        head.weight.copy_(ring.to(head.weight.dtype))
+    features = ring.clone().float().requires_grad_(True)
+    loss = head.compute_loss(features, torch.arange(10))
+    loss.backward()
+    assert loss.item() == pytest.approx(normface_loss_floor(4.0), abs=1e-6)
+    assert loss.item() == pytest.approx(0.728, abs=5e-4)
+    assert features.grad.abs().max() < 1e-6 and head.weight.grad.abs().max() < 1e-6
+    head.weight.grad = None
+    nudged = (ring + torch.tensor([[0.0, 0.1]] + [[0.0, 0.0]] * 9, dtype=torch.float64)).float()
+    head.compute_loss(nudged, torch.arange(10)).backward()
+    assert head.weight.grad.abs().max() > 1e-3
+
+
+def _band_width_across(centre: np.ndarray, direction: np.ndarray, weights: np.ndarray) -> float:
+    """Width (radians) of the ArcFace m = 0.3 band along the great circle through `centre`
+    heading along `direction` (both unit, orthogonal), measured with region_labels."""
+    t = np.linspace(-0.8, 0.8, 160_001)
+    path = np.cos(t)[:, None] * centre + np.sin(t)[:, None] * direction
+    band = region_labels(path, weights, loss="arcface", s=16.0, m2=0.3) == BAND
+    return float(t[band].max() - t[band].min())
+
+
+def test_lesson4_the_arcface_band_is_m_wide_only_on_the_great_circle_of_the_weights():
+    """Lesson 4's answer: weights 60° apart, m = 0.3. Between them on their great circle the
+    band is 0.300 rad wide; across the bisector at the pole it is 2·asin(sin(m/2)/sin(30°)) =
+    0.607 rad, about 2m — the constant is the angular lead θ_other − θ_own, not the width."""
+    half = math.radians(30.0)
+    weights = np.array([[math.cos(half), s * math.sin(half), 0.0] for s in (1.0, -1.0)])
+    across = np.array([0.0, 1.0, 0.0])  # from W2's side to W1's, perpendicular to the bisector
+    on_great_circle = _band_width_across(np.array([1.0, 0.0, 0.0]), across, weights)
+    near_pole = _band_width_across(np.array([0.0, 0.0, 1.0]), across, weights)
+    assert on_great_circle == pytest.approx(0.300, abs=1e-4)
+    assert near_pole == pytest.approx(2 * math.asin(math.sin(0.15) / math.sin(half)), abs=1e-4)
+    assert round(near_pole, 3) == 0.607
+    answer = BY_ID["04-margin-family"].sections["Answer"]
+    assert "0.300 rad" in answer and "0.607 rad" in answer
+    assert "everywhere on the hypersphere" not in answer
 
 
 def test_relative_spread_by_hand():

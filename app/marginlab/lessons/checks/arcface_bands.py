@@ -25,19 +25,16 @@ CIRCLE_SAMPLES = 36_000  # 0.01° per sample: a band's width is measured to ±1.
 def band_widths(
     weights: np.ndarray, *, s: float, m2: float, policy: str
 ) -> tuple[list[float], int, int]:
-    """Widths of the ArcFace margin bands on the circle between weight-neighbours more than m2
-    apart, plus how many bands there are and how many were skipped (not between such a pair)."""
+    """Widths of the ArcFace margin bands on the circle that separate the coloured sectors of
+    two neighbouring classes (weights next to each other on the circle), plus how many bands
+    there are and how many were skipped: those bordering no sector, or the sectors of two
+    classes that are not neighbours (a class between them lost its sector)."""
     labels = region_labels(
         circle_directions(CIRCLE_SAMPLES), weights, loss="arcface", s=s, m2=m2, policy=policy
     )
     runs = circle_runs(labels)
-    angle = np.mod(np.arctan2(weights[:, 1], weights[:, 0]), 2 * math.pi)
-    order = np.argsort(angle)
-    gap_after = np.mod(np.roll(angle[order], -1) - angle[order], 2 * math.pi)
-    gaps = {
-        (int(a), int(b)): float(g)
-        for a, b, g in zip(order, np.roll(order, -1), gap_after, strict=True)
-    }
+    order = np.argsort(np.mod(np.arctan2(weights[:, 1], weights[:, 0]), 2 * math.pi))
+    neighbours = {(int(a), int(b)) for a, b in zip(order, np.roll(order, -1), strict=True)}
     widths: list[float] = []
     bands = skipped = 0
     for index, run in enumerate(runs):
@@ -45,18 +42,20 @@ def band_widths(
             continue
         bands += 1
         before, after = runs[index - 1].label, runs[(index + 1) % len(runs)].label
-        gap = gaps.get((before, after))
-        if gap is None or gap <= m2:
-            skipped += 1  # not two neighbouring classes with room for a margin between them
+        # Two sectors can only face each other across a band when their weights are more
+        # than m apart (closer weights lose their sectors towards each other), so no gap
+        # condition is needed here.
+        if (before, after) not in neighbours:
+            skipped += 1
             continue
         widths.append(run.end - run.start)
     return widths, bands, skipped
 
 
 def band_width_equals_margin(lesson: Lesson, progress: Progress | None = None) -> ClaimResult:
-    """ArcFace's boundary of class a is θ_a + m = θ_b (Deng et al., CVPR 2019, Table 1 and
-    Fig. 5), so between two neighbouring weights the band where neither owns a direction is
-    m wide. Measured on a 0.01° circle with the trained weights via geometry.region_labels."""
+    """ArcFace's boundary of class a against b is θ_a + m = θ_b (Deng et al., CVPR 2019, §2.1
+    and Fig. 5), so the band separating the sectors of two neighbouring classes on the circle
+    is m wide. Measured on a 0.01° circle with the trained weights via geometry.region_labels."""
     progress = progress or quiet
     tolerance = float(lesson.claim.params["tolerance"])
     min_bands = int(lesson.claim.params.get("min_bands", 2))
@@ -79,9 +78,9 @@ def band_width_equals_margin(lesson: Lesson, progress: Progress | None = None) -
     return ClaimResult(
         passed,
         measured,
-        f"{len(widths)} of {bands} grey bands lie between neighbouring classes more than "
-        f"m = {config.m2:g} rad apart; their widths range from "
+        f"{len(widths)} of {bands} grey bands separate the coloured sectors of two "
+        f"neighbouring classes; their widths range from "
         f"{measured['narrowest band (rad)']:.4f} to {measured['widest band (rad)']:.4f} rad "
-        f"(tolerance ±{tolerance:g}). "
-        f"{skipped} band(s) skipped.",
+        f"(m = {config.m2:g}, tolerance ±{tolerance:g}). {skipped} band(s) skipped: they "
+        "border a class that lost its sector.",
     )
