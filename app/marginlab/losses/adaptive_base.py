@@ -66,7 +66,7 @@ ADAPTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
     "magface": {
         "s": 16.0,
         "l_a": 1.0,
-        "u_a": 20.0,
+        "u_a": 10.0,
         "l_m": 0.1,
         "u_m": 0.3,
         "lambda_g": 1.0,

@@ -36,7 +36,11 @@ CURVE_NOTES: dict[str, str] = {
     "negatives sit near c = 0; in 2-D and 3-D they reach it.",
     "adacos": "No margin: only the scale s changes, from batch to batch.",
 }
-_STARTS = {"batch_mean": am.ADAFACE_INITIAL_MEAN, "batch_std": am.ADAFACE_INITIAL_STD, "t": 0.0}
+STATE_STARTS = {
+    "batch_mean": am.ADAFACE_INITIAL_MEAN,
+    "batch_std": am.ADAFACE_INITIAL_STD,
+    "t": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -54,7 +58,7 @@ def _t(values: Any) -> torch.Tensor:
 
 
 def _state(state: Mapping[str, float] | None, name: str) -> float:
-    return float((state or {}).get(name, _STARTS.get(name, 0.0)))
+    return float((state or {}).get(name, STATE_STARTS.get(name, 0.0)))
 
 
 def target_curves(
