@@ -468,3 +468,33 @@ def test_whole_test_set_metrics_leave_the_running_state_alone(loss: str) -> None
         if isinstance(value, torch.Tensor):
             assert torch.equal(value, before[name]), name
     assert torch.equal(head.generator.get_state(), draws)
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+@pytest.mark.parametrize("loss", ADAPTIVE_LOSSES)
+def test_leads_say_exactly_where_the_target_wins_its_own_forward(loss: str, dim: int) -> None:
+    """The figures' regions come from `leads`: class y owns x with margin iff, in the head's own
+    eval-mode forward with label y, the target logit beats every other logit."""
+    head = _head(loss, dim, 10)
+    if loss == "curricularface":
+        head.t.fill_(0.6)  # hard rivals visibly re-weighted
+    head.load_running_statistics({"batch_mean": 3.0, "batch_std": 1.5} if loss == "adaface" else {})
+    x, _ = _batch(dim, 10, size=400, seed=4, scale=3.0)
+    head.eval()
+    leads = head.leads(x)
+    for target in range(10):
+        y = torch.full((len(x),), target)
+        logits = head(x, y)
+        rival = logits.masked_fill(F.one_hot(y, 10).bool(), -math.inf).amax(dim=1)
+        wins = logits[:, target] > rival
+        assert torch.equal(wins, leads[:, target] > 0), (loss, target)
+    owned = (leads > 0).any(dim=1)
+    assert 0 < int(owned.sum()) < len(x) or loss == "adacos"  # bands exist, and regions too
+
+
+def test_running_statistics_load_back() -> None:
+    head = _head("adaface", 2, 10)
+    head.load_running_statistics({"batch_mean": 2.5, "batch_std": 0.75})
+    assert head.running_statistics() == {"batch_mean": 2.5, "batch_std": 0.75}
+    with pytest.raises(ValueError, match="no running statistic 't'"):
+        head.load_running_statistics({"t": 0.1})

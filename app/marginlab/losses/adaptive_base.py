@@ -141,6 +141,14 @@ def _check_combination(loss: str, values: Mapping[str, Any]) -> None:
             raise ValueError(f"u_m must be at least l_m, got l_m={l_m}, u_m={u_m}")
 
 
+def max_other(z: torch.Tensor) -> torch.Tensor:
+    """(B, C): for each entry, the largest value among the OTHER entries of its row."""
+    top = z.topk(2, dim=1).values
+    is_top = z == top[:, :1]
+    # A tie at the top: the other tied entry is the rival, so the value is the top itself.
+    return torch.where(is_top & (top[:, 1:2] < top[:, :1]), top[:, 1:2], top[:, :1])
+
+
 class AdaptiveHead(MarginHead):
     """z_j = s·c_j, z_y = s·ψ(c_y, q) with q a per-sample quantity of the loss (a norm scaler,
     a margin drawn or computed per sample). Subclasses give `_quantity` and `_psi`."""
@@ -165,6 +173,28 @@ class AdaptiveHead(MarginHead):
     def running_statistics(self) -> dict[str, float]:
         """The running state as plain numbers (reads the device): empty where there is none."""
         return {}
+
+    @torch.no_grad()
+    def load_running_statistics(self, state: Mapping[str, float]) -> None:
+        """Put a `running_statistics()` dict back (a snapshot's, to redraw its geometry)."""
+        for name, value in state.items():
+            buffer = getattr(self, name, None)
+            if not isinstance(buffer, torch.Tensor):
+                raise ValueError(f"{self.loss} keeps no running statistic {name!r}")
+            buffer.fill_(float(value))
+
+    def leads(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C) how far class i's with-margin logit beats its strongest rival's logit when i
+        is the target (unscaled: every logit of these heads carries the same scale). Class i
+        owns a feature with margin where its lead is positive; the decision regions and bands
+        of the figures are read from here, at the feature's own norm."""
+        cos = self.cosines(features)
+        quantity = self._quantity(features, draw=False)
+        if isinstance(quantity, torch.Tensor) and quantity.dim() == 1:
+            quantity = quantity[:, None]
+        return self._psi(cos, quantity) - max_other(
+            cos.to(torch.promote_types(cos.dtype, torch.float32))
+        )
 
     # ----- the MarginHead contract ------------------------------------------------------------
     def plain_logits(self, features: torch.Tensor) -> torch.Tensor:

@@ -188,6 +188,19 @@ class CurricularFaceHead(AdaptiveHead):
     def running_statistics(self) -> dict[str, float]:
         return {"t": float(self.t)}
 
+    def leads(self, features: torch.Tensor) -> torch.Tensor:
+        """As for every head, but the rivals are the logits CurricularFace gives them when i is
+        the target: a rival j with c_j > cos(θ_i + m) is hard and counts as c_j·(t + c_j)
+        (the decision boundary of Huang et al., Table 1)."""
+        cos = _work(self.cosines(features))
+        m, count = self._values["m2"], cos.shape[1]
+        raw = am.angular_margin(cos, m, policy="none")  # (B, C): cos(θ_i + m) for each target i
+        hard = cos[:, None, :] > raw[:, :, None]  # [b, i, j]: rival j is hard when i is target
+        rivals = torch.where(hard, am.curricular_negative(cos, self.t)[:, None, :], cos[:, None, :])
+        own = torch.eye(count, dtype=torch.bool, device=cos.device)
+        strongest = rivals.masked_fill(own, -torch.inf).amax(dim=2)
+        return am.curricular_target(cos, m=m) - strongest
+
 
 class AdaCosHead(AdaptiveHead):
     """AdaCos: no margin; the scale s adapts to the batch (Zhang et al., dynamic AdaCos)."""
