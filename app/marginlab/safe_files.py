@@ -112,3 +112,25 @@ def gunzip_bounded(blob: bytes, max_bytes: int) -> bytes:
                 raise EOFError("compressed file ended before the end-of-stream marker")
         rest = stream.unused_data
     return bytes(out)
+
+
+def keep_newest(folder: str | os.PathLike[str], pattern: str, keep: int) -> list[Path]:
+    """Delete all but the `keep` most recently modified files matching `pattern` in `folder`
+    (a cache folder stays bounded); returns what was deleted. Files another process deletes
+    meanwhile are skipped."""
+
+    def modified(path: Path) -> float:
+        try:
+            return path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    files = sorted(Path(folder).glob(pattern), key=modified, reverse=True)
+    deleted = []
+    for path in files[max(0, keep) :]:
+        try:
+            path.unlink()
+            deleted.append(path)
+        except OSError:
+            pass
+    return deleted

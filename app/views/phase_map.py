@@ -69,10 +69,13 @@ with st.expander("How a cell's phase is decided", expanded=False):
 run_it = st.button("Compute (or resume) the map", type="primary", icon=":material/grid_on:")
 bar = st.empty()
 chart = st.empty()
+note = st.empty()
 
 
 def draw(result: dict) -> None:
     chart.plotly_chart(phase_map_figure(result, margin_name=margin_name), key=None)
+    if result.get("notes"):  # a damaged cache file, recomputed: say so once under the map
+        note.info(" ".join(result["notes"]), icon=":material/info:")
 
 
 def show_progress(done: int, total: int, text: str) -> None:
@@ -86,7 +89,7 @@ if run_it:
     bar.empty()
 else:
     cached = phase_map(**settings, cached_only=True)
-    if any(cell["runs"] for row in cached["cells"] for cell in row):
+    if any(cell["runs"] for row in cached["cells"] for cell in row) or cached.get("notes"):
         draw(cached)
     else:
         st.info("Press the button: runs already computed for this setup load from the cache.")

@@ -7,6 +7,11 @@ trained for `steps` steps with the Lab's 200-step margin warm-up (or none, as in
 tiny s (1), the Lab's (16) and the papers' (64), and m from none to past the 36° spacing of ten
 classes on a circle (0.8 rad = 46°). Results are cached in a JSON file per setup, written
 after every run, so a sweep that was stopped resumes and a finished one reloads at once.
+
+The cache is shared by every session and by processes (two servers, a CLI): it is written
+atomically under a unique temporary name (safe_files), read defensively (anything that is not
+exactly this setup's grid of runs, e.g. `null`, `[]` or a missing key, is recomputed and the
+result says so in "notes"), and the folder keeps at most MAX_CACHE_FILES maps.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +26,12 @@ from typing import Any
 from marginlab.data.batches import DeviceData, load_device_data
 from marginlab.data.datasets import cache_root
 from marginlab.experiments.phase_rule import measure_run, summary
+from marginlab.safe_files import keep_newest, read_json, write_atomically
 from marginlab.training.config import default_config, pick_device
 from marginlab.training.run import Run
 
 CACHE_VERSION = 2  # bump when a cell's measurements change meaning: old caches are ignored
+MAX_CACHE_FILES = 200  # one per setup (loss, dimension, steps, warm-up, seeds, grid)
 # Which margin parameter "m" means on the map, per loss, and its unit.
 MARGIN_OF_LOSS: dict[str, str] = {
     "arcface": "m2",
@@ -105,18 +111,57 @@ def _empty(s_values, m_values, seeds, key: str, settings: Mapping[str, Any]) -> 
     }
 
 
-def _load(path: Path, key: str) -> dict | None:
+def _load(path: Path, expected: Mapping) -> tuple[dict | None, str]:
+    """(the cached sweep, "") if `path` holds this setup's sweep, else (None, why not)."""
+    if not path.exists():
+        return None, ""
+    cached = read_json(path)
+    if cached is not None and cached.get("key") == expected["key"]:
+        if cached.get("version") != CACHE_VERSION:
+            return None, ""  # an older map, recomputed without alarm
+        if _fits(cached, expected):
+            return cached, ""
+    return (
+        None,
+        f"the cached map in {path.name} was damaged or foreign: ignored, and computed "
+        "again by the next sweep",
+    )
+
+
+def _fits(cached: Mapping, expected: Mapping) -> bool:
+    """The same grid and seeds, and every stored run a table of finite numbers that
+    phase_rule.summary can read."""
+    if any(cached.get(name) != expected[name] for name in ("s_values", "m_values", "seeds")):
+        return False
+    rows = cached.get("runs")
+    if not isinstance(rows, list) or len(rows) != len(expected["m_values"]):
+        return False
+    for row in rows:
+        if not isinstance(row, list) or len(row) != len(expected["s_values"]):
+            return False
+        for runs in row:
+            if not isinstance(runs, dict) or not all(_good_run(run) for run in runs.values()):
+                return False
+    return True
+
+
+def _good_run(run: object) -> bool:
+    if not isinstance(run, dict) or not run:
+        return False
+    numbers = all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        for v in run.values()
+    )
     try:
-        cached = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None  # absent or damaged: recomputed, never trusted
-    return cached if cached.get("key") == key and cached.get("version") == CACHE_VERSION else None
+        return numbers and bool(summary([run]))
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def _save(path: Path, result: Mapping) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(result))
-    os.replace(tmp, path)  # atomic: a crash mid-write leaves the old cache intact
+    # A unique temporary name per writer, fsync, rename: two sessions (or processes) sweeping
+    # the same setup never rename each other's half-written file.
+    write_atomically(path, json.dumps({k: v for k, v in result.items() if k != "notes"}).encode())
 
 
 def with_summaries(result: Mapping) -> dict:
@@ -160,7 +205,11 @@ def phase_map(
     folder = cache_dir or cache_root() / "phase_maps"
     path = folder / f"{loss}-{dim}d-{key}-{_grid_hash(s_values, m_values)}.json"
     settings = {"loss": loss, "dim": dim, "steps": steps, "warmup": warmup, "dataset": dataset}
-    result = _load(path, key) or _empty(s_values, m_values, seeds, key, settings)
+    fresh = _empty(s_values, m_values, seeds, key, settings)
+    cached, note = _load(path, fresh)
+    result = cached or fresh
+    if note:
+        result["notes"] = [note]
     todo = [
         (i, j, seed)
         for seed in seeds  # one seed over the whole grid first: a stopped sweep shows a map
@@ -172,6 +221,7 @@ def phase_map(
     if cached_only or not todo:
         return with_summaries(result)
     folder.mkdir(parents=True, exist_ok=True)
+    keep_newest(folder, "*.json", MAX_CACHE_FILES - 1)
     data = load_device_data(dataset, pick_device("auto"), default_config(loss, dim).probe_size)
     for k, (i, j, seed) in enumerate(todo):
         s, m = s_values[j], m_values[i]
