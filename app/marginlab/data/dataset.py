@@ -57,6 +57,24 @@ class Dataset:
         return len(self.class_names)
 
 
+def digit_dataset(
+    name: str, arrays: dict[str, np.ndarray], *, source: str, credit: str, notice: str = ""
+) -> Dataset:
+    """A ten-digit Dataset (MNIST or its subset) from the four arrays of the IDX files."""
+    return Dataset(
+        name=name,
+        train_images=arrays["train_images"].astype(np.uint8, copy=False),
+        train_labels=arrays["train_labels"].astype(np.int64),
+        test_images=arrays["test_images"].astype(np.uint8, copy=False),
+        test_labels=arrays["test_labels"].astype(np.int64),
+        class_names=tuple(str(d) for d in range(10)),
+        image_shape=tuple(arrays["train_images"].shape[1:]),
+        source=source,
+        notice=notice,
+        credit=credit,
+    )
+
+
 class DatasetUnavailable(RuntimeError):
     """The data is not on disk and cannot be downloaded; the message says what is needed."""
 

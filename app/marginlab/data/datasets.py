@@ -32,6 +32,7 @@ from marginlab.data.dataset import (
     DatasetUnavailable,
     People,
     cache_root,
+    digit_dataset,
 )
 from marginlab.data.face_sets import (
     LFW_DOWNLOAD_MB,
@@ -89,14 +90,9 @@ def _load_toy(path: str) -> Dataset:
     with np.load(path, allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in ("train_images", "train_labels", "test_images", "test_labels")}
     total = len(arrays["train_labels"]) + len(arrays["test_labels"])
-    return Dataset(
-        name="mnist-toy",
-        train_images=arrays["train_images"].astype(np.uint8, copy=False),
-        train_labels=arrays["train_labels"].astype(np.int64),
-        test_images=arrays["test_images"].astype(np.uint8, copy=False),
-        test_labels=arrays["test_labels"].astype(np.int64),
-        class_names=tuple(str(d) for d in range(10)),
-        image_shape=(28, 28),
+    return digit_dataset(
+        "mnist-toy",
+        arrays,
         source=f"shipped MNIST subset ({total:,} images, offline)",
         credit=TOY_CREDIT,
     )

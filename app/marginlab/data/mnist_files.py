@@ -19,7 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
-from marginlab.data.dataset import MNIST_CREDIT, Dataset, DatasetUnavailable, _root
+from marginlab.data.dataset import (
+    MNIST_CREDIT,
+    Dataset,
+    DatasetUnavailable,
+    _root,
+    digit_dataset,
+)
 from marginlab.safe_files import TooLarge, gunzip_bounded, read_bounded, write_atomically
 
 # Mirrors of the original distribution, tried in order.  The S3 copy is the one torchvision
@@ -260,14 +266,9 @@ def load_mnist(
     )
     _check_mnist_shapes(arrays)
     total = len(arrays["train_labels"]) + len(arrays["test_labels"])
-    return Dataset(
-        name="mnist",
-        train_images=arrays["train_images"].astype(np.uint8, copy=False),
-        train_labels=arrays["train_labels"].astype(np.int64),
-        test_images=arrays["test_images"].astype(np.uint8, copy=False),
-        test_labels=arrays["test_labels"].astype(np.int64),
-        class_names=tuple(str(d) for d in range(10)),
-        image_shape=tuple(arrays["train_images"].shape[1:]),
+    return digit_dataset(
+        "mnist",
+        arrays,
         source=f"full MNIST ({total:,} images, cached in {_root(cache_dir) / 'mnist'})",
         notice="; ".join(notes),
         credit=MNIST_CREDIT,
