@@ -27,28 +27,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from marginlab.params import HEAD_PARAMS, MAX_COMPARE, PARAMS, Param
+
 DEFAULT_STEPS = 1000
 MAX_THREADS = 256  # torch segfaults far above the machine's cores (tried: 100,000)
-DEFAULT_COMPARE = "softmax,normface,sphereface,cosface,arcface,center"
-# Hyper-parameter options shared by train and compare: (flag, RunConfig field, type, help).
-HYPER_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = (
-    ("--s", "s", float, "logit scale s"),
-    ("--m1", "m1", float, "multiplicative angular margin (arccos SphereFace, combined)"),
-    ("--m2", "m2", float, "additive angular margin in radians (ArcFace, combined)"),
-    ("--m3", "m3", float, "additive cosine margin (CosFace, combined)"),
-    ("--sphere-m", "sphere_m", int, "integer margin of the original A-Softmax SphereFace"),
-    ("--lam", "lam", float, "fixed SphereFace λ (with --no-lambda-schedule)"),
-    ("--policy", "policy", str, "past π − m: fallback (default), easy or none"),
-    ("--center-lambda", "center_lambda", float, "centre-loss weight λ"),
-    ("--center-alpha", "center_alpha", float, "centre update rate α"),
-    ("--k", "k", int, "sub-centres per class (subcenter-arcface)"),
-    ("--lr", "lr", float, "AdamW learning rate"),
-    ("--weight-decay", "weight_decay", float, "AdamW weight decay"),
-    ("--batch-size", "batch_size", int, "batch size"),
-    ("--margin-warmup-steps", "margin_warmup_steps", int, "steps of the linear margin ramp"),
-    ("--lr-decay-steps", "lr_decay_steps", int, "steps of the cosine learning-rate decay"),
-    ("--probe-size", "probe_size", int, "test images embedded in each snapshot"),
-    ("--snapshot-every", "snapshot_every", int, "steps between snapshots"),
+
+
+def _table_type(param: Param) -> Callable[[str], Any]:
+    """argparse type from the one parameter table: its type and range, its one-line message."""
+
+    def parse(raw: str) -> Any:
+        try:
+            return param.parse(raw)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse.__name__ = param.name  # argparse names the type in some messages
+    return parse
+
+
+# Hyper-parameter options shared by train and compare: (flag, RunConfig field, type, help),
+# every one from params.PARAMS (flag names, ranges and help live there).
+HYPER_OPTIONS: tuple[tuple[str, str, Callable[[str], Any], str], ...] = tuple(
+    (p.flag, p.name, _table_type(p), f"{p.help} [{p.low:g}, {p.high:g}]" if p.high else p.help)
+    for p in PARAMS.values()
+    if p.flag
 )
 
 
@@ -108,6 +111,18 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument("--save", metavar="FILE", help="save the trained run to FILE")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def _note_ignored(losses: Sequence[str], args: argparse.Namespace) -> None:
+    """One stderr line per flag no chosen loss uses: checked, then ignored (the registry's
+    rule for unused parameters, as in the head, RunConfig and the URL)."""
+    from marginlab.losses.registry import loss_spec
+
+    for flag, field, _, _ in HYPER_OPTIONS:
+        given = field in HEAD_PARAMS and getattr(args, field, None) is not None
+        if given and not any(loss_spec(name).uses(field) for name in losses):
+            print(f"marginlab: note: {', '.join(losses)} does not use {flag}; ignored",
+                  file=sys.stderr)  # fmt: skip
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,6 +235,7 @@ def _train_arguments(parser: argparse.ArgumentParser) -> None:
 def train_command(args: argparse.Namespace) -> int:
     _check_budget(args)
     config = _config(args.loss, args)
+    _note_ignored([args.loss], args)
     from marginlab.training.run import Run
 
     try:
@@ -239,17 +255,25 @@ def train_command(args: argparse.Namespace) -> int:
 
 
 def _compare_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--losses", default=DEFAULT_COMPARE, help="comma-separated, up to six")
+    parser.add_argument(
+        "--losses",
+        default=None,
+        help=f"comma-separated, up to {MAX_COMPARE} (default: the Compare page's line-up)",
+    )
     _add_training_arguments(parser)
 
 
 @register("compare", "train several losses in lock-step", _compare_arguments)
 def compare_command(args: argparse.Namespace) -> int:
     _check_budget(args)
-    losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
+    from marginlab.losses.registry import DEFAULT_COMPARE
+
+    wanted = ",".join(DEFAULT_COMPARE) if args.losses is None else args.losses
+    losses = [loss.strip() for loss in wanted.split(",") if loss.strip()]
     if not losses:
         raise CliError("--losses needs at least one loss")
     configs = [_config(loss, args) for loss in losses]
+    _note_ignored(losses, args)
     from marginlab.training.comparison import LockstepComparison
 
     try:
@@ -301,7 +325,9 @@ def eval_command(args: argparse.Namespace) -> int:
 
 def _verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", default="olivetti", choices=("olivetti",))
-    parser.add_argument("--losses", default="arcface,softmax", help="comma-separated, up to six")
+    parser.add_argument(
+        "--losses", default="arcface,softmax", help=f"comma-separated, up to {MAX_COMPARE}"
+    )
     parser.add_argument("--dim", type=int, default=32, help="embedding dimension")
     parser.add_argument("--steps", type=int, default=300, help="optimisation steps")
     parser.add_argument("--train-people", type=int, default=30, help="people to train on")

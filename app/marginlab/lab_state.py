@@ -11,30 +11,21 @@ good defaults rather than ArcFace's numbers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from marginlab.data.datasets import DATASETS
-from marginlab.losses.heads import HEAD_LOSSES, HEAD_PARAMS
-from marginlab.losses.margins import POLICIES
+from marginlab.losses.registry import DEFAULT_COMPARE, LOSS_NAMES, loss_spec
+from marginlab.params import MAX_COMPARE, PARAMS
 from marginlab.training.config import DEVICES, RunConfig, default_config
 
 PAGES: tuple[str, ...] = (
     "lab", "compare", "formulas", "phase-map", "paper", "lessons", "faces", "about"
 )  # fmt: skip
-# Every head the engine builds can be chosen in the lab.
-LAB_LOSSES: tuple[str, ...] = HEAD_LOSSES
-DEFAULT_COMPARE: tuple[str, ...] = (
-    "softmax",
-    "normface",
-    "sphereface",
-    "cosface",
-    "arcface",
-    "center",
-)
-MAX_COMPARE = 6
+# Every loss in the registry can be chosen in the lab.
+LAB_LOSSES: tuple[str, ...] = LOSS_NAMES
+__all__ = ["DEFAULT_COMPARE", "LAB_LOSSES", "MAX_COMPARE", "LabConfig", "from_query", "to_query"]
 
 
 @dataclass(frozen=True)
@@ -76,24 +67,18 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     return parse
 
 
-def _number(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw)
-        if not math.isfinite(value) or not low <= value <= high:
-            raise ValueError(f"must be a number in [{low:g}, {high:g}]")
-        return value
-
-    return parse
+def _table(name: str) -> Callable[[str], Any]:
+    """The parser of a hyper-parameter: the one table's type and range (params.py)."""
+    return PARAMS[name].parse
 
 
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError(f"must be a whole number in [{low}, {high}]")
-        return value
-
-    return parse
+def _lab_dim(raw: str) -> int:
+    """The table's dim, narrowed to the dimensions the lab draws (circle, sphere)."""
+    value = PARAMS["dim"].parse(raw)
+    if value not in PARAMS["dim"].options:
+        choices = " or ".join(str(d) for d in PARAMS["dim"].options)
+        raise ValueError(f"dim must be {choices} in the lab (the CLI takes any d)")
+    return value
 
 
 def _boolean(raw: str) -> bool:
@@ -120,26 +105,17 @@ def _lesson_id(raw: str) -> str:
     return value
 
 
-# The accepted range of every field: the same limits the sliders use.
+# The accepted range of every field: hyper-parameters from the one table (params.py), which
+# the sliders, the CLI and the heads read too.
+_TABLE_FIELDS = ("seed", "s", "m1", "m2", "m3", "sphere_m", "lam", "lambda_schedule", "policy",
+                 "center_lambda", "center_alpha", "lr", "speed")  # fmt: skip
 PARSERS: dict[str, Callable[[str], Any]] = {
     "page": _choice(PAGES),
     "dataset": _choice(DATASETS),
     "loss": _choice(LAB_LOSSES),
     "losses": _loss_list,
-    "dim": _integer(2, 3),
-    "seed": _integer(0, 2**31 - 1),
-    "s": _number(0.1, 256.0),
-    "m1": _number(0.5, 5.0),
-    "m2": _number(0.0, math.pi),
-    "m3": _number(0.0, 2.0),
-    "sphere_m": _integer(1, 6),
-    "lam": _number(0.0, 1000.0),
-    "lambda_schedule": _boolean,
-    "policy": _choice(POLICIES),
-    "center_lambda": _number(0.0, 10.0),
-    "center_alpha": _number(0.0, 1.0),
-    "lr": _number(1e-5, 1.0),
-    "speed": _integer(1, 50),
+    "dim": _lab_dim,
+    **{name: _table(name) for name in _TABLE_FIELDS},
     "presenter": _boolean,
     "lesson": _lesson_id,
     "device": _choice(DEVICES),
@@ -164,8 +140,14 @@ def from_query(params: Mapping[str, str | list[str]]) -> LabConfig:
         try:
             values[name] = parse(str(raw))
         except ValueError as error:
-            notes.append(f"Ignored the URL value {name}={shown!r}: it {error}.")
+            notes.append(f"Ignored the URL value {name}={shown!r}: {_reason(name, error)}.")
     return LabConfig(**values, notes=tuple(notes))
+
+
+def _reason(name: str, error: ValueError) -> str:
+    """The parser's message, starting with the field's name ("m2 must lie in ...")."""
+    text = str(error)
+    return text if name in text else f"it {text}"
 
 
 def to_query(config: LabConfig) -> dict[str, str]:
@@ -193,15 +175,11 @@ def _format(value: Any) -> str:
 
 
 def tunable_params(loss: str) -> tuple[str, ...]:
-    """The hyper-parameters of `loss` the lab lets a user set (order: display order).
-
-    Center loss's λ and α belong to the "center" loss only: on the Compare page an explicit
-    center λ must not switch center loss on for every other head.
+    """The hyper-parameters of `loss` the lab lets a user set (order: display order), from its
+    registry entry. Center loss's λ and α belong to the "center" loss only: on the Compare page
+    an explicit center λ must not switch center loss on for every other head.
     """
-    names = [name for name in HEAD_PARAMS[loss] if name not in ("bias", "k")]
-    if loss == "center":
-        names += ["center_lambda", "center_alpha"]
-    return tuple(names)
+    return loss_spec(loss).tunable
 
 
 def run_config(config: LabConfig, loss: str | None = None) -> RunConfig:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -18,8 +17,8 @@ import streamlit as st
 from marginlab.data.datasets import DATASETS
 from marginlab.figures.style import LOSS_NAMES
 from marginlab.lab_state import LAB_LOSSES, LabConfig, tunable_params
-from marginlab.losses.margins import POLICIES
-from marginlab.training.config import device_available
+from marginlab.params import PARAMS
+from marginlab.training.config import available_devices
 from ui.state import current_config, update_config
 
 DATASET_NAMES = {
@@ -35,26 +34,9 @@ POLICY_NAMES = {
 }
 
 
-@dataclass(frozen=True)
-class Slider:
-    label: str
-    low: float
-    high: float
-    step: float
-    help: str
-
-
-# Slider ranges: within LabConfig's URL limits, with an explicit step (keyboard arrows use it).
-SLIDERS: dict[str, Slider] = {
-    "s": Slider("scale s", 1.0, 100.0, 0.5, "Multiplies every cosine logit: a temperature."),
-    "m1": Slider("m1 (multiplicative)", 0.5, 3.0, 0.05, "cos(m1·θ): SphereFace's angle factor."),
-    "m2": Slider("m2 (additive angle, rad)", 0.0, 1.5, 0.01, "cos(θ + m2): ArcFace's margin."),
-    "m3": Slider("m3 (cosine margin)", 0.0, 0.8, 0.01, "cos θ − m3: CosFace's margin."),
-    "lam": Slider("λ (fixed mixing)", 0.0, 50.0, 0.5, "(λ cos θ + ψ)/(1 + λ)."),
-    "center_lambda": Slider("center-loss weight λ", 0.0, 1.0, 0.005, "λ·½‖x − c_y‖²."),
-    "center_alpha": Slider("centre step α", 0.0, 1.0, 0.05, "How fast centres follow."),
-}
-LEARNING_RATES = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1)
+# Sliders, with an explicit step (keyboard arrows use it), over the one table's ranges
+# (params.py): the URL, the CLI and the heads accept exactly what a slider can reach.
+SLIDER_PARAMS = ("s", "m1", "m2", "m3", "lam", "center_lambda", "center_alpha")
 
 
 def _widget_key(name: str) -> str:
@@ -86,39 +68,40 @@ def margin_controls(
         value = resolved[name]
         if name == "lam" and resolved.get("lambda_schedule", False):
             continue  # λ follows the schedule; the slider would be ignored
-        if name in SLIDERS:
-            spec = SLIDERS[name]
-            shown = min(max(float(value), spec.low), spec.high)
-            help_text = spec.help
-            if name == "m2":
+        param = PARAMS[name]
+        if name in SLIDER_PARAMS:
+            shown = min(max(float(value), param.low), param.high)
+            help_text = param.help
+            if param.unit == "rad":
                 help_text += f" Now {math.degrees(shown):.1f}°."
             where.slider(
-                spec.label,
-                spec.low,
-                spec.high,
-                step=spec.step,
+                param.label,
+                float(param.low),
+                float(param.high),
+                step=param.step,
                 key=_prepare(name, shown),
                 on_change=_write_back(name, float),
                 help=help_text,
             )
-        elif name == "sphere_m":
+        elif param.kind == "int":
             where.select_slider(
-                "SphereFace m (integer)",
-                options=[1, 2, 3, 4, 5, 6],
+                param.label,
+                options=list(range(int(param.low), int(param.high) + 1)),
                 key=_prepare(name, int(value)),
                 on_change=_write_back(name, int),
+                help=param.help,
             )
-        elif name == "lambda_schedule":
+        elif param.kind == "bool":
             where.toggle(
-                "anneal λ (official schedule)",
+                param.label,
                 key=_prepare(name, bool(value)),
                 on_change=_write_back(name, bool),
-                help="λ = max(5, 1000·(1 + 0.12·t)⁻¹), as in SphereFace's released code.",
+                help=param.help,
             )
-        elif name == "policy":
+        elif param.kind == "choice":
             where.radio(
-                "past θ + m > π",
-                options=list(POLICIES),
+                param.label,
+                options=list(param.choices),
                 format_func=POLICY_NAMES.get,
                 key=_prepare(name, str(value)),
                 on_change=_write_back(name),
@@ -144,8 +127,8 @@ def setup_controls(config: LabConfig, *, show_loss: bool = True, where: Any = st
             on_change=_write_back("loss"),
         )
     where.radio(
-        "embedding dimension",
-        options=[2, 3],
+        PARAMS["dim"].label,
+        options=list(PARAMS["dim"].options),
         format_func=lambda d: f"{d}-D ({'circle' if d == 2 else 'sphere'})",
         key=_prepare("dim", config.dim),
         on_change=_write_back("dim", int),
@@ -161,38 +144,35 @@ def setup_controls(config: LabConfig, *, show_loss: bool = True, where: Any = st
             help="auto: CUDA, then Apple's MPS, then the CPU.",
         )
     where.number_input(
-        "seed",
-        min_value=0,
-        max_value=2**31 - 1,
+        PARAMS["seed"].label,
+        min_value=int(PARAMS["seed"].low),
+        max_value=int(PARAMS["seed"].high),
         step=1,
         key=_prepare("seed", config.seed),
         on_change=_write_back("seed", int),
     )
 
 
-def available_devices() -> list[str]:
-    """The devices this machine can train on (the CPU always)."""
-    return ["cpu"] + [name for name in ("cuda", "mps") if device_available(name)]
-
-
 def training_controls(config: LabConfig, resolved: dict[str, Any], *, where: Any = st) -> None:
     """Learning rate and speed: they apply from the next step on."""
-    lr = min(LEARNING_RATES, key=lambda r: abs(math.log(r / float(resolved["lr"]))))
+    rates = PARAMS["lr"].options
+    lr = min(rates, key=lambda r: abs(math.log(r / float(resolved["lr"]))))
     where.select_slider(
-        "learning rate",
-        options=list(LEARNING_RATES),
+        PARAMS["lr"].label,
+        options=list(rates),
         format_func=lambda r: f"{r:g}",
         key=_prepare("lr", lr),
         on_change=_write_back("lr", float),
     )
+    speed = PARAMS["speed"]
     where.slider(
-        "steps per update",
-        1,
-        50,
-        step=1,
+        speed.label,
+        int(speed.low),
+        int(speed.high),
+        step=int(speed.step),
         key=_prepare("speed", config.speed),
         on_change=_write_back("speed", int),
-        help="Optimisation steps between two redraws: higher trains faster, redraws less.",
+        help=speed.help,
     )
 
 

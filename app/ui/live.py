@@ -22,6 +22,7 @@ import streamlit as st
 
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.lab_state import tunable_params
+from marginlab.params import STRUCTURAL
 from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import RunConfig
 from marginlab.training.run import Run
@@ -29,7 +30,6 @@ from ui.state import update_config
 
 TICK_SECONDS = 0.35  # time between live updates while playing
 STEP_BUDGET_SECONDS = 0.12  # training CPU time per tick: keeps each tick under ~150 ms of compute
-STRUCTURAL = ("dataset", "loss", "dim", "seed", "device", "bias", "k")
 
 Trainer = Run | LockstepComparison
 

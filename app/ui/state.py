@@ -12,6 +12,7 @@ from typing import Any
 import streamlit as st
 
 from marginlab.lab_state import LabConfig, from_query, to_query
+from marginlab.training.config import available_devices
 
 _KEY = "lab_config"
 _NOTES_KEY = "lab_config_notes"
@@ -48,12 +49,9 @@ def show_url_notes() -> None:
     for note in notes:
         st.info(note, icon=":material/link_off:")
     config = current_config()
-    if config.device != "auto":
-        from ui.controls import available_devices
-
-        if config.device not in available_devices():
-            st.info(f"This machine has no {config.device} device: training on the CPU instead.")
-            update_config(device="auto")
+    if config.device != "auto" and config.device not in available_devices():
+        st.info(f"This machine has no {config.device} device: training on the CPU instead.")
+        update_config(device="auto")
 
 
 def page_setup(page: str) -> LabConfig:

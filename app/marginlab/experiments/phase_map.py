@@ -26,19 +26,17 @@ from typing import Any
 from marginlab.data.batches import DeviceData, load_device_data
 from marginlab.data.datasets import cache_root
 from marginlab.experiments.phase_rule import measure_run, summary
+from marginlab.losses.registry import REGISTRY
 from marginlab.safe_files import keep_newest, read_json, write_atomically
 from marginlab.training.config import default_config, pick_device
 from marginlab.training.run import Run
 
 CACHE_VERSION = 2  # bump when a cell's measurements change meaning: old caches are ignored
 MAX_CACHE_FILES = 200  # one per setup (loss, dimension, steps, warm-up, seeds, grid)
-# Which margin parameter "m" means on the map, per loss, and its unit.
+# Which margin parameter "m" means on the map, per loss (each registry entry's phase
+# axis), and its unit.
 MARGIN_OF_LOSS: dict[str, str] = {
-    "arcface": "m2",
-    "subcenter-arcface": "m2",
-    "combined": "m2",
-    "cosface": "m3",
-    "sphereface-arccos": "m1",
+    name: spec.phase_axis for name, spec in REGISTRY.items() if spec.phase_axis is not None
 }
 MARGIN_AXIS: dict[str, str] = {
     "m2": "additive angular margin m (rad)",

@@ -28,6 +28,7 @@ from marginlab.figures.style import (
 from marginlab.geometry.angles import theta_histogram
 from marginlab.geometry.regions import pair_angle_histograms
 from marginlab.losses.margins import target_logit_np
+from marginlab.losses.registry import loss_spec
 
 THETA_DEG = np.linspace(0.0, 180.0, 361)  # 0.5° steps: 20°, 30°, 45°, 60°… lie on the grid
 
@@ -53,13 +54,9 @@ BOUNDARY_PANELS: tuple[dict, ...] = (
 
 
 def _psi(spec: Mapping, cos: np.ndarray) -> np.ndarray:
-    """ψ(cos θ) of a curve spec; 'softmax' and 'center' are cos θ (equal ‖W‖, no bias)."""
-    loss = spec["loss"]
-    if loss in ("softmax", "center"):
-        loss = "normface"
-    elif loss == "subcenter-arcface":
-        loss = "combined"
-    return target_logit_np(cos, loss=loss, **margin_of(spec))
+    """ψ(cos θ) of a curve spec through its loss's registry branch (softmax and center: cos θ,
+    i.e. equal ‖W‖ and no bias); parameters the loss does not use are neutral."""
+    return target_logit_np(cos, **loss_spec(spec["loss"]).margin_kwargs(margin_of(spec)))
 
 
 def target_logit_figure(
@@ -267,12 +264,13 @@ def target_probability_figure(
     cos = np.cos(np.radians(THETA_DEG))
     scale = float(s)
     note = ""
-    if loss == "sphereface":
+    if loss_spec(loss).scale == "norm":
         scale = 1.0 if feature_norm is None or not feature_norm > 0 else float(feature_norm)
+        name = loss_spec(loss).label
         note = (
-            f" SphereFace scales by ‖x‖, not s: drawn at the run's median ‖x‖ = {scale:.3g}."
+            f" {name} scales by ‖x‖, not s: drawn at the run's median ‖x‖ = {scale:.3g}."
             if feature_norm is not None and feature_norm > 0
-            else " SphereFace scales by ‖x‖, not s: drawn at ‖x‖ = 1 (no run)."
+            else f" {name} scales by ‖x‖, not s: drawn at ‖x‖ = 1 (no run)."
         )
     others = scale * math.cos(other_angle) + math.log(max(n_classes - 1, 1))
     spec = {"loss": loss, **margin}

@@ -40,7 +40,7 @@ def view_kwargs(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) -
     return {
         "features": snap.features,
         "labels": labels,
-        "weights": snap.weights,
+        "weights": snap.region_weights,  # all sub-centres: regions and predictions as trained
         "loss": params["loss"],
         "s": float(params.get("s", 1.0)),
         **margin_of(params),
@@ -62,7 +62,7 @@ def embedding_figure(
         return circle_figure(**kwargs, names=names, jitter=0.04, title=title)
     if dim == 3:
         return sphere_figure(**kwargs, names=names, title=title)
-    return projection_figure(snap.features, labels, snap.weights, names=names, title=title)
+    return projection_figure(snap.features, labels, snap.region_weights, names=names, title=title)
 
 
 def raw_figure(
@@ -78,7 +78,7 @@ def logit_figure(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) 
     """Target logit curve at the current parameters with the probe's θ_y histogram."""
     spec = {"loss": params["loss"], **margin_of(params)}
     spec["label"] = margin_label(params["loss"], params.get("s"), **margin_of(params))
-    theta_y = target_angles(snap.features, labels, snap.weights)
+    theta_y = target_angles(snap.features, labels, snap.region_weights)  # nearest of K
     return target_logit_figure(spec, theta_y=theta_y)
 
 

@@ -5,6 +5,7 @@ from the one margin function, DESIGN.md §3). Fixed trace lists, as in figures_v
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -45,15 +46,15 @@ from marginlab.geometry.regions import (
     subdivisions_for_band,
 )
 
+# Ten classes spread over the sphere are about 66° apart (LOSSES.md): the spacing at which a
+# margin that is no angle (CosFace, combined, SphereFace) is turned into a band width.
+_TYPICAL_SPACING = math.radians(65.7)
+
 
 def band_width_hint(loss: str, **margin) -> float:
     """Rough angular width of the band, only to pick the mesh resolution."""
-    angle = angular_margin(loss, **margin)
-    if angle is not None:
-        return angle
-    if loss in ("cosface", "combined"):
-        return float(margin.get("m3", 0.0))
-    return 0.0
+    angle = angular_margin(loss, _TYPICAL_SPACING, **margin)
+    return 0.0 if angle is None else angle
 
 
 def _sphere_traces(

@@ -16,6 +16,9 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from marginlab.losses.registry import LOSS_LABELS, REGISTRY, loss_spec
+from marginlab.params import MARGIN_PARAMS
+
 # Tableau-10 without its grey, plus three darker hues: 12 distinguishable class colours.
 PALETTE: tuple[str, ...] = (
     "#1f77b4",
@@ -36,18 +39,9 @@ MISCLASSIFIED = "#111111"
 UIREVISION = "marginlab"  # constant: lets plotly keep the user's zoom/camera across updates
 TEMPLATE = "plotly_white"
 
-LOSS_NAMES: dict[str, str] = {
-    "softmax": "Softmax",
-    "normface": "NormFace",
-    "sphereface": "SphereFace (A-Softmax)",
-    "sphereface-arccos": "SphereFace (arccos form)",
-    "cosface": "CosFace",
-    "arcface": "ArcFace",
-    "combined": "Combined margin",
-    "center": "Softmax + center loss",
-    "subcenter-arcface": "Sub-center ArcFace",
-}
-MARGIN_KEYS = ("m1", "m2", "m3", "sphere_m", "lam", "policy")
+# Display names: the registry's labels (losses/registry.py), under the name the pages import.
+LOSS_NAMES: dict[str, str] = LOSS_LABELS
+MARGIN_KEYS = MARGIN_PARAMS
 
 
 def class_colors(n: int) -> list[str]:
@@ -91,38 +85,15 @@ def margin_of(params: Mapping) -> dict:
 
 
 def margin_label(loss: str, s: float | None = None, **margin) -> str:
-    """'ArcFace (s = 30, m = 0.5 rad)': the loss and only the parameters it uses."""
-    parts = [] if s is None or loss in ("softmax", "center", "sphereface") else [f"s = {s:g}"]
-    if loss == "sphereface":
-        parts += [f"m = {int(margin.get('sphere_m', 4))}", f"λ = {margin.get('lam', 0.0):g}"]
-    elif loss == "sphereface-arccos":
-        parts.append(f"m1 = {margin.get('m1', 1.0):g}")
-    elif loss == "cosface":
-        parts.append(f"m = {margin.get('m3', 0.0):g}")
-    elif loss in ("arcface", "subcenter-arcface"):
-        parts.append(f"m = {margin.get('m2', 0.0):g} rad")
-    elif loss == "combined":
-        parts.append(
-            f"m1, m2, m3 = {margin.get('m1', 1.0):g}, {margin.get('m2', 0.0):g}, "
-            f"{margin.get('m3', 0.0):g}"
-        )
-    if margin.get("policy", "fallback") != "fallback" and loss in (
-        "arcface",
-        "combined",
-        "sphereface-arccos",
-        "subcenter-arcface",
-    ):
-        parts.append(f"policy {margin['policy']}")
-    name = LOSS_NAMES.get(loss, loss)
-    return f"{name} ({', '.join(parts)})" if parts else name
+    """'ArcFace (s = 30, m = 0.5 rad)': the loss and only the parameters it uses (registry)."""
+    spec = REGISTRY.get(loss)
+    return spec.describe(s, **margin) if spec is not None else str(loss)
 
 
-def angular_margin(loss: str, **margin) -> float | None:
-    """The requested margin as an ANGLE (radians) where the loss has one (ArcFace's m2), else
-    None: CosFace's m is in cosine units and SphereFace's is multiplicative."""
-    if loss in ("arcface", "combined", "subcenter-arcface") and margin.get("m2", 0.0) > 0:
-        return float(margin["m2"])
-    return None
+def angular_margin(loss: str, spacing: float | None = None, **margin) -> float | None:
+    """The requested margin as an ANGLE (radians), or None: the registry's `requested_margin`
+    (ArcFace's m2; other margins only at a given neighbour `spacing`)."""
+    return loss_spec(loss).requested_margin(margin, spacing)
 
 
 def discrete_colorscale(colors: Sequence[str]) -> list[list]:

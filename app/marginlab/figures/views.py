@@ -39,6 +39,7 @@ from marginlab.geometry.regions import (
     raw_plane_regions,
     region_labels,
 )
+from marginlab.losses.registry import loss_spec
 
 # Above this many points, 2-D scatter uses WebGL (10k redraw ~100 ms vs ~290 ms for SVG; the
 # Lab's 2,000 probe points redraw its five plots in 181 ms instead of 230–444 ms as SVG).
@@ -292,7 +293,8 @@ def raw_feature_figure(
     axis_values = np.linspace(-extent, extent, grid)
     gx, gy = np.meshgrid(axis_values, axis_values)
     grid_xy = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    if loss in ("softmax", "center"):
+    raw = loss_spec(loss).raw_logits
+    if raw:
         region = raw_plane_regions(grid_xy, np.asarray(weights).reshape(n_classes, -1), bias)
     else:
         region = region_labels(grid_xy, weights, loss=loss, s=s, **margin)
@@ -340,7 +342,7 @@ def raw_feature_figure(
             )
         )
     traces += _class_points(x, labels, wrong, scatter, colors, legend, size=5)
-    with_bias = bias is not None and loss in ("softmax", "center")
+    with_bias = bias is not None and raw
     if loss in PLAIN_ARGMAX:
         shading = "Shaded: the predicted class" + (
             " (softmax with bias: straight boundaries off the origin)" if with_bias else ""

@@ -19,13 +19,13 @@ from typing import NamedTuple
 import numpy as np
 
 from marginlab.geometry.angles import dot_rows, normalize_rows, theta_histogram
-from marginlab.losses.margins import LOSSES, target_logit_np
+from marginlab.losses.margins import target_logit_np
+from marginlab.losses.registry import LOSS_NAMES, REGISTRY, loss_spec
 
-# Losses whose regions are a plain argmax (no margin, no band). "center" is softmax + center
-# loss (Wen et al., ECCV 2016): the centre term moves features, not the classifier's boundaries.
-PLAIN_ARGMAX = ("softmax", "normface", "center")
-EXTRA_LOSSES = ("center", "subcenter-arcface")
-REGION_LOSSES: tuple[str, ...] = LOSSES + EXTRA_LOSSES
+# Losses whose regions are a plain argmax (no margin, no band): the registry says which. Center
+# loss (Wen et al., ECCV 2016) is among them: its centre term moves features, not boundaries.
+PLAIN_ARGMAX: tuple[str, ...] = tuple(name for name, spec in REGISTRY.items() if not spec.has_band)
+REGION_LOSSES: tuple[str, ...] = LOSS_NAMES
 BAND = -1
 
 
@@ -44,11 +44,15 @@ def class_cosines(directions: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return dot_rows(u, normalize_rows(w))
 
 
-def _margin_kwargs(loss: str, m1, m2, m3, sphere_m, lam, policy) -> dict:
-    """The keywords `target_logit` takes for `loss` (sub-centre ArcFace uses the combined form,
-    which equals ArcFace for m1 = 1, m3 = 0)."""
-    name = "combined" if loss == "subcenter-arcface" else loss
-    return dict(loss=name, m1=m1, m2=m2, m3=m3, sphere_m=sphere_m, lam=lam, policy=policy)
+def raw_scores(points: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """(N, C) W_j·x with the weights' norms (softmax's logits without bias); for (C, K, d)
+    weights the largest over each class's K vectors."""
+    w = np.asarray(weights, dtype=np.float64)
+    x = np.asarray(points, dtype=np.float64)
+    if w.ndim == 3:
+        n_classes, k, d = w.shape
+        return dot_rows(x, w.reshape(n_classes * k, d)).reshape(len(x), n_classes, k).max(axis=2)
+    return dot_rows(x, w)
 
 
 def _max_other(z: np.ndarray) -> np.ndarray:
@@ -77,28 +81,26 @@ def region_labels(
 ) -> np.ndarray:
     """(N,) the class that owns each direction with margin, or −1 inside a margin band.
 
-    Class i owns u when s·ψ(cos θ_i) > max_{j≠i} s·cos θ_j, ψ = target_logit of `loss`.
-    - "softmax" and "center": argmax of W_j·u (weight norms count; the bias is ignored: with a
-      bias the regions are not cones, see `raw_plane_regions`). No band.
-    - "normface": argmax of cos θ_j. No band.
-    - "sphereface" (original A-Softmax): ψ = (λ cos θ + ψ_m(θ))/(1 + λ) scaled by ‖x‖, taken
-      on the unit sphere (‖x‖ = 1), so `s` plays no role.
-    - "subcenter-arcface": weights (C, K, d) or (C, d); cos θ_i = max over sub-centres.
+    Class i owns u when s·ψ(cos θ_i) > max_{j≠i} s·cos θ_j, ψ = target_logit of the loss's
+    registry branch. The scale (s, or ‖x‖ for A-Softmax) multiplies both sides, so it cancels:
+    `s` only keeps the signature. By the registry entry:
+    - raw logits (softmax, center): argmax of W_j·u (weight norms count; the bias is ignored:
+      with a bias the regions are not cones, see `raw_plane_regions`). No band.
+    - no margin (normface): argmax of cos θ_j. No band.
+    - weights (C, K, d) (sub-center ArcFace's sub-centres): cos θ_i = max over the K, as in the
+      loss and the accuracy.
     If a margin is negative (e.g. m1 < 1), several classes may qualify: the one with the
     largest lead over its strongest rival wins.
     """
-    if loss not in REGION_LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(REGION_LOSSES)}")
+    spec = loss_spec(loss)
     directions = np.asarray(directions, dtype=np.float64)
-    if loss in ("softmax", "center"):
-        w = np.asarray(weights, dtype=np.float64)
-        return np.argmax(dot_rows(normalize_rows(directions), w), axis=1).astype(np.int64)
+    if spec.raw_logits:
+        return np.argmax(raw_scores(normalize_rows(directions), weights), axis=1).astype(np.int64)
     cos = class_cosines(directions, weights)
-    if loss == "normface":
+    if not spec.has_band:
         return np.argmax(cos, axis=1).astype(np.int64)
-    scale = 1.0 if loss == "sphereface" else float(s)
-    psi = target_logit_np(cos, **_margin_kwargs(loss, m1, m2, m3, sphere_m, lam, policy))
-    lead = scale * psi - _max_other(scale * cos)
+    values = {"m1": m1, "m2": m2, "m3": m3, "sphere_m": sphere_m, "lam": lam, "policy": policy}
+    lead = target_logit_np(cos, **spec.margin_kwargs(values)) - _max_other(cos)
     best = np.argmax(lead, axis=1)
     owned = np.take_along_axis(lead, best[:, None], axis=1)[:, 0] > 0
     return np.where(owned, best, BAND).astype(np.int64)
@@ -109,11 +111,12 @@ def predicted_labels(
 ) -> np.ndarray:
     """(N,) the test-time class: no margin at test time (the papers classify by plain logits).
 
-    Softmax/center use W·x + b on the raw features; the normalised losses use argmax cos θ.
+    Raw-logit losses (softmax, center) use W·x + b on the raw features; the normalised losses
+    use argmax cos θ (the max over sub-centres for (C, K, d) weights).
     """
     x = np.asarray(features, dtype=np.float64)
-    if loss in ("softmax", "center"):
-        z = dot_rows(x, np.asarray(weights, dtype=np.float64))
+    if loss_spec(loss).raw_logits:
+        z = raw_scores(x, weights)
         if bias is not None:
             z = z + np.asarray(bias, dtype=np.float64)
         return np.argmax(z, axis=1).astype(np.int64)

@@ -21,13 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from marginlab.losses.heads import (
-    MarginHead,
-    _normalised,
-    _number,
-    _unit_rows,
-    _with_margin_at_targets,
-)
+from marginlab.losses.head_base import MarginHead
+from marginlab.losses.head_base import unit_rows as _unit_rows
+from marginlab.losses.head_base import with_margin_at_targets as _with_margin_at_targets
+from marginlab.losses.registry import loss_spec
+from marginlab.params import as_number as _number
 
 # The hyper-parameters each loss uses (plus center_lambda and center_alpha, as every head).
 ADAPTIVE_PARAMS: dict[str, tuple[str, ...]] = {
@@ -127,7 +125,7 @@ def validate_adaptive(loss: str, params: Mapping[str, Any]) -> dict[str, Any]:
     # The older family's names (s, m2, m3, policy, the centre ones, ...) through the heads'
     # own checks, which validate every known name and keep the combined margin's.
     rest = {name: value for name, value in params.items() if name not in ADAPTIVE_NAMES}
-    out.update(_normalised("combined", rest))
+    out.update(loss_spec("combined").head_values(rest))
     used = ADAPTIVE_PARAMS[loss] + _CENTER_NAMES
     return {name: value for name, value in out.items() if name in used}
 

@@ -34,7 +34,8 @@ from marginlab.losses.adaptive_base import (
     check_adaptive_loss,
     validate_adaptive,
 )
-from marginlab.losses.heads import _count, _work
+from marginlab.losses.head_base import promoted as _work
+from marginlab.losses.heads import _count
 
 
 def build_adaptive_head(

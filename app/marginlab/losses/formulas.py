@@ -1,7 +1,8 @@
 """Each loss's formula in LaTeX, in general and with the current numbers substituted.
 
 Text only: the numbers of the curves and pictures come from margins.target_logit, never from
-here. The formulas are those of LOSSES.md (papers cited in margins.py).
+here. The formulas are those of LOSSES.md; each loss's name and paper are its registry entry's
+(losses/registry.py), the formula follows its ψ branch.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from marginlab.losses.margins import fallback_offset, fallback_threshold
+from marginlab.losses.registry import loss_spec
 
 
 @dataclass(frozen=True)
@@ -73,13 +75,18 @@ def _cosface_note(m3: float) -> str:
 
 def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
     """The formula of `loss` with `params` (s, m1, m2, m3, sphere_m, lam, policy, ...)."""
+    try:
+        spec = loss_spec(loss)
+    except ValueError:
+        raise ValueError(f"no formula for loss {loss!r}") from None
+    branch, name, paper = spec.branch, spec.label, spec.paper
     s = float(params.get("s", 16.0))
     m1 = float(params.get("m1", 1.0))
     m2 = float(params.get("m2", 0.0))
     m3 = float(params.get("m3", 0.0))
     policy = str(params.get("policy", "fallback"))
     others = rf"z_j = {_g(s)}\,\cos\theta_j"
-    if loss in ("softmax", "center"):
+    if branch == "softmax":
         general = _CE + r",\quad z_j = W_j^\top x + b_j"
         note = "Plain softmax: logits are inner products, so feature length counts."
         if loss == "center":
@@ -91,25 +98,23 @@ def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
                 "Center loss (Wen et al., ECCV 2016): softmax plus a pull towards the class "
                 "centre c_y; centres follow their class with step α."
             )
-            return Formula(
-                "Softmax + center loss", "Wen et al., ECCV 2016", general, substituted, note
-            )
-        return Formula("Softmax", "—", general, r"z_y = W_y^\top x + b_y", note)
-    if loss == "normface":
+            return Formula(name, paper, general, substituted, note)
+        return Formula(name, paper, general, r"z_y = W_y^\top x + b_y", note)
+    if branch == "normface":
         return Formula(
-            "NormFace",
-            "Wang et al., ACM MM 2017",
+            name,
+            paper,
             _CE + r",\quad z_j = s \cos\theta_j",
             rf"z_y = {_g(s)}\,\cos\theta_y,\quad {others}",
             "Features and weights normalised: only angles count; s sets the temperature.",
         )
-    if loss == "sphereface":
+    if branch == "sphereface":
         m = int(params.get("sphere_m", 4))
         lam = float(params.get("lam", 5.0))
         schedule = bool(params.get("lambda_schedule", True))
         return Formula(
-            "SphereFace (A-Softmax)",
-            "Liu et al., CVPR 2017",
+            name,
+            paper,
             _CE + r",\quad z_y = \lVert x\rVert \frac{\lambda\cos\theta_y + \psi(\theta_y)}"
             r"{1+\lambda},\ \psi(\theta) = (-1)^k\cos(m\theta) - 2k,"
             r"\ k = \lfloor m\theta/\pi\rfloor",
@@ -117,39 +122,38 @@ def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
             + (r"\ (\text{annealed: } \max(5,\ 1000(1+0.12\,t)^{-1}))" if schedule else ""),
             "The original form: weights normalised, the feature length ‖x‖ kept as the scale.",
         )
-    if loss == "sphereface-arccos":
+    if branch == "sphereface-arccos":
         return Formula(
-            "SphereFace (arccos form)",
-            "ArcFace paper, Deng et al., CVPR 2019, Table 2",
+            name,
+            paper,
             _CE + r",\quad z_y = s\cos(m_1\theta_y)",
             rf"z_y = {_g(s)}\,\cos({_g(m1)}\,\theta_y),\quad {others}",
             _angular_note(m1, 0.0, policy),
         )
-    if loss == "cosface":
+    if branch == "cosface":
         return Formula(
-            "CosFace (AM-Softmax)",
-            "Wang et al., CVPR 2018",
+            name,
+            paper,
             _CE + r",\quad z_y = s(\cos\theta_y - m_3)",
             rf"z_y = {_g(s)}\,(\cos\theta_y - {_g(m3)}),\quad {others}",
             _cosface_note(m3),
         )
-    if loss in ("arcface", "subcenter-arcface"):
-        name = "ArcFace" if loss == "arcface" else "Sub-center ArcFace"
+    if branch == "arcface":
         general = _CE + r",\quad z_y = s\cos(\theta_y + m_2)"
-        if loss == "subcenter-arcface":
+        if spec.head == "subcenter":
             general += r",\ \cos\theta_j = \max_k \cos\theta_{j,k}"
         return Formula(
             name,
-            "Deng et al., CVPR 2019" if loss == "arcface" else "Deng et al., ECCV 2020",
+            paper,
             general,
             rf"z_y = {_g(s)}\,\cos(\theta_y + {_g(m2)}),\quad {others}",
             f"An angular margin of {_g(m2)} rad = {math.degrees(m2):.1f}°. "
             + _angular_note(1.0, m2, policy),
         )
-    if loss == "combined":
+    if branch == "combined":
         return Formula(
-            "Combined margin",
-            "ArcFace paper, Deng et al., CVPR 2019, Eq. 4",
+            name,
+            paper,
             _CE + r",\quad z_y = s(\cos(m_1\theta_y + m_2) - m_3)",
             rf"z_y = {_g(s)}\,(\cos({_g(m1)}\,\theta_y + {_g(m2)}) - {_g(m3)}),\quad {others}",
             _angular_note(m1, m2, policy, m3),

@@ -33,6 +33,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from marginlab.params import POLICIES
+
 LOSSES: tuple[str, ...] = (
     "softmax",
     "normface",
@@ -42,7 +44,6 @@ LOSSES: tuple[str, ...] = (
     "arcface",
     "combined",
 )
-POLICIES: tuple[str, ...] = ("fallback", "easy", "none")
 
 # Keeps arccos and sqrt(1 − cos²) away from their infinite derivatives at ±1.
 COS_EPS = 1e-7

@@ -19,11 +19,11 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 from marginlab.data.batches import BatchSampler, DeviceData, load_device_data
+from marginlab.params import MAX_COMPARE
 from marginlab.training.config import RunConfig, pick_device
 from marginlab.training.run import Augment, Run, budgeted
 from marginlab.training.snapshots import Snapshot
 
-MAX_COMPARE = 6
 # Settings every run of a comparison shares (one sampler, one data set, one start).
 SHARED_FIELDS = ("dataset", "dim", "seed", "batch_size", "device", "probe_size")
 

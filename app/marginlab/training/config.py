@@ -15,38 +15,25 @@ from typing import Any
 import torch
 
 from marginlab.data.datasets import DATASETS
-from marginlab.losses.heads import HEAD_LOSSES, HEAD_PARAMS, build_head, head_defaults
+from marginlab.losses.heads import build_head
+from marginlab.losses.registry import loss_spec
+from marginlab.params import HEAD_PARAMS, PARAMS
 
 # The head's hyper-parameters that a RunConfig carries (names as in heads.build_head).
-HEAD_FIELDS: tuple[str, ...] = (
-    "s",
-    "m1",
-    "m2",
-    "m3",
-    "sphere_m",
-    "lam",
-    "lambda_schedule",
-    "policy",
-    "center_lambda",
-    "center_alpha",
-    "bias",
-    "k",
-)
-# Fixed once a run exists: changing them means a new model (or new data), not a new step.
-STRUCTURAL_FIELDS: tuple[str, ...] = ("dataset", "loss", "dim", "seed", "device", "bias", "k")
+HEAD_FIELDS: tuple[str, ...] = HEAD_PARAMS
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda", "mps")
 # Upper bounds of the values that size a run's memory, so no config (a run file from a
-# stranger included) can ask for more than a classroom server has: d = 1,024 is twice the
-# papers' 512; sub-center ArcFace uses K = 3 (up to 10 in its ablation); the probe is at most
-# MNIST's 10,000 test images; 1,000 snapshots; a 4,096-image batch.
-MAX_DIM = 1024
-MAX_K = 16
-MAX_PROBE = 10_000
+# stranger included) can ask for more than a classroom server has. The hyper-parameters' bounds
+# are the one table's (params.py says why each); the history's are the run's own: 1,000
+# snapshots, 1 GB.
+MAX_DIM = int(PARAMS["dim"].high)
+MAX_K = int(PARAMS["k"].high)
+MAX_PROBE = int(PARAMS["probe_size"].high)
+MAX_BATCH = int(PARAMS["batch_size"].high)
+MAX_SEED = int(PARAMS["seed"].high)
+MAX_STEPS = int(PARAMS["margin_warmup_steps"].high)
 MAX_HISTORY = 1000
 MAX_HISTORY_MB = 1024.0
-MAX_BATCH = 4096
-MAX_SEED = 2**32 - 1  # numpy's and most generators' seed range: larger seeds would alias
-MAX_STEPS = 10**9  # schedules and snapshot intervals, in steps
 
 
 @dataclass(frozen=True)
@@ -93,6 +80,11 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         validate_config(self)
+        # The registry's rule: a parameter the loss does not use was checked, and is ignored —
+        # the config (hence snapshots and run files) keeps its neutral value, never a margin
+        # the run does not train with.
+        for name, value in loss_spec(self.loss).neutralised(self.head_params()).items():
+            object.__setattr__(self, name, value)
 
     def head_params(self) -> dict[str, Any]:
         """The keyword arguments of heads.build_head for this config's loss."""
@@ -118,31 +110,30 @@ def validate_config(config: RunConfig) -> None:
     """ValueError with a one-line message for anything a run cannot be built from."""
     if config.dataset not in DATASETS:
         raise ValueError(f"unknown dataset {config.dataset!r}; choose one of {', '.join(DATASETS)}")
-    if config.loss not in HEAD_LOSSES:
-        raise ValueError(f"unknown loss {config.loss!r}; choose one of {', '.join(HEAD_LOSSES)}")
+    loss_spec(config.loss)  # ValueError naming the choices
     if config.device not in DEVICES:
         raise ValueError(f"unknown device {config.device!r}; choose one of {', '.join(DEVICES)}")
-    _whole("dim", config.dim, low=1, high=MAX_DIM)
-    _whole("k", config.k, low=1, high=MAX_K)
-    _whole("batch_size", config.batch_size, low=2, high=MAX_BATCH)  # BatchNorm needs two
-    _whole("seed", config.seed, low=0, high=MAX_SEED)
-    _whole("margin_warmup_steps", config.margin_warmup_steps, low=0, high=MAX_STEPS)
-    _whole("lr_decay_steps", config.lr_decay_steps, low=0, high=MAX_STEPS)
-    _whole("probe_size", config.probe_size, low=1, high=MAX_PROBE)
-    _whole("snapshot_every", config.snapshot_every, low=1, high=MAX_STEPS)
+    for name in _RUN_PARAMS:  # the ranges of the one parameter table (params.py)
+        param = PARAMS[name]
+        if param.kind == "int":  # strictly an int: a run file's 3.0 is no dimension
+            _whole(name, getattr(config, name), low=int(param.low), high=int(param.high))
+        else:
+            param.check(getattr(config, name))
     _whole("history_size", config.history_size, low=1, high=MAX_HISTORY)
-    _positive("lr", config.lr)
     _positive("history_memory_mb", config.history_memory_mb)
     if config.history_memory_mb > MAX_HISTORY_MB:
         raise ValueError(f"history_memory_mb must be at most {MAX_HISTORY_MB:g}")
-    if not (isinstance(config.weight_decay, int | float) and 0 <= config.weight_decay < 1):
-        raise ValueError(f"weight_decay must lie in [0, 1), got {config.weight_decay!r}")
     if not (isinstance(config.lr_min_factor, int | float) and 0 <= config.lr_min_factor <= 1):
         raise ValueError(f"lr_min_factor must lie in [0, 1], got {config.lr_min_factor!r}")
     # The head validates its own numbers (s > 0, m2 in [0, π], ...) with readable messages;
     # building one draws random weights, so fork the RNG: validating must not change it.
     with torch.random.fork_rng(devices=[]):
         build_head(config.loss, 1, 2, **config.head_params())
+
+
+# The table's run-level numbers, and k (it sizes the head): checked here, strictly typed.
+_RUN_PARAMS = ("dim", "k", "seed", "lr", "weight_decay", "batch_size", "margin_warmup_steps",
+               "lr_decay_steps", "probe_size", "snapshot_every")  # fmt: skip
 
 
 def _whole(name: str, value: object, *, low: int, high: int) -> None:
@@ -157,85 +148,25 @@ def _positive(name: str, value: object) -> None:
 
 
 # ----- defaults ---------------------------------------------------------------------------
-# Margins per dimension, measured on mnist-toy (tests/test_training.py states the accuracies).
-# 2-D: ten classes share 36° each (LOSSES.md, "Settings for a 10-class toy"), so s = 16 and
-# ArcFace m = 0.2 (a 12° half-width per class), CosFace m = 0.1 (its largest feasible m is 0.19).
-# 3-D: ≈ 66° of room per class, so the margins can roughly double. Higher d: the papers' values.
-_MARGINS_BY_DIM: dict[str, dict[str, dict[str, Any]]] = {
-    "2": {
-        "normface": {"s": 16.0},
-        "sphereface-arccos": {"s": 16.0, "m1": 1.35},
-        "cosface": {"s": 16.0, "m3": 0.1},
-        "arcface": {"s": 16.0, "m2": 0.2},
-        "combined": {"s": 16.0, "m1": 1.0, "m2": 0.1, "m3": 0.05},
-        "subcenter-arcface": {"s": 16.0, "m2": 0.2},
-        "center": {"center_lambda": 0.01},
-    },
-    "3": {
-        "normface": {"s": 16.0},
-        "sphereface-arccos": {"s": 16.0, "m1": 1.5},
-        "cosface": {"s": 16.0, "m3": 0.25},
-        "arcface": {"s": 16.0, "m2": 0.4},
-        "combined": {"s": 16.0, "m1": 1.0, "m2": 0.2, "m3": 0.1},
-        "subcenter-arcface": {"s": 16.0, "m2": 0.4},
-        "center": {"center_lambda": 0.01},
-    },
-    "high": {
-        "normface": {"s": 30.0},
-        "sphereface-arccos": {"s": 30.0, "m1": 1.35},
-        "cosface": {"s": 30.0, "m3": 0.35},
-        "arcface": {"s": 30.0, "m2": 0.5},
-        "combined": {"s": 30.0, "m1": 1.0, "m2": 0.3, "m3": 0.2},
-        "subcenter-arcface": {"s": 30.0, "m2": 0.5},
-        "center": {"center_lambda": 0.01},
-    },
-}
-
-# The papers' settings (512-D faces): ArcFace and CosFace use s = 64; ArcFace m = 0.5 rad,
-# CosFace m = 0.35, the arccos SphereFace m1 = 1.35 (ArcFace paper, Table 2), combined CM1
-# (1, 0.3, 0.2), A-Softmax m = 4 with the official λ schedule, centre loss λ = 0.01 (the official
-# MNIST toy; the face model used 0.003). Applied without margin warm-up, as in the papers.
-_PAPER_PRESETS: dict[str, dict[str, Any]] = {
-    "softmax": {},
-    "normface": {"s": 64.0},
-    "sphereface": {"sphere_m": 4, "lambda_schedule": True},
-    "sphereface-arccos": {"s": 64.0, "m1": 1.35},
-    "cosface": {"s": 64.0, "m3": 0.35},
-    "arcface": {"s": 64.0, "m2": 0.5},
-    "combined": {"s": 64.0, "m1": 1.0, "m2": 0.3, "m3": 0.2},
-    "center": {"center_lambda": 0.01, "center_alpha": 0.5},
-    "subcenter-arcface": {"s": 64.0, "m2": 0.5, "k": 3},
-}
-
-
-def _dimension_key(dim: int) -> str:
-    return str(dim) if dim in (2, 3) else "high"
-
-
 def default_config(loss: str, dim: int, dataset: str = "mnist-toy", **changes: Any) -> RunConfig:
-    """Settings with which `loss` trains cleanly in `dim` dimensions (measured on mnist-toy).
-
-    Hyper-parameters the loss does not use keep neutral values (no margin), so a config
-    built for one loss never carries another's margin. `changes` override anything.
+    """Settings with which `loss` trains cleanly in `dim` dimensions: its registry entry's
+    defaults for that dimension (measured on mnist-toy; tests/test_training.py states the
+    accuracies). Parameters the loss does not use hold their neutral values (no margin), so a
+    config built for one loss never carries another's margin. `changes` override anything.
     """
-    if loss not in HEAD_LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(HEAD_LOSSES)}")
-    neutral = {"s": 16.0, "m1": 1.0, "m2": 0.0, "m3": 0.0, "center_lambda": 0.0}
-    base = {**neutral, **head_defaults(loss)}
-    base.update(_MARGINS_BY_DIM[_dimension_key(int(dim))].get(loss, {}))
-    values = {name: base[name] for name in HEAD_FIELDS if name in base}
+    values = {name: PARAMS[name].default for name in HEAD_FIELDS}
+    values.update(loss_spec(loss).defaults(int(dim)))
     return RunConfig(dataset=dataset, loss=loss, dim=dim, **{**values, **changes})
 
 
 def paper_preset(loss: str, dim: int = 2, dataset: str = "mnist-toy", **changes: Any) -> RunConfig:
-    """The papers' s and m for `loss` (see _PAPER_PRESETS), no margin warm-up.
+    """The papers' s and m for `loss` (its registry entry's `paper_preset`; 512-D faces in the
+    papers), no margin warm-up, as in the papers.
 
     Very hard in 2-D (ArcFace m = 0.5 leaves each of ten classes a 3.7° half-width); the run
     may not converge, but the engine's guard keeps it free of NaN.
     """
-    if loss not in HEAD_LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(HEAD_LOSSES)}")
-    preset = {**_PAPER_PRESETS[loss], "margin_warmup_steps": 0, **changes}
+    preset = {**loss_spec(loss).paper_preset, "margin_warmup_steps": 0, **changes}
     return default_config(loss, dim, dataset, **preset)
 
 
@@ -295,6 +226,11 @@ def device_available(name: str) -> bool:
     return True
 
 
+def available_devices() -> list[str]:
+    """The devices this machine can train on (the CPU always)."""
+    return ["cpu", *(name for name in ("cuda", "mps") if device_available(name))]
+
+
 def uses(loss: str, name: str) -> bool:
     """Whether the head of `loss` uses hyper-parameter `name` (centre terms: every head)."""
-    return name in HEAD_PARAMS[loss] or name in ("center_lambda", "center_alpha")
+    return loss_spec(loss).uses(name)

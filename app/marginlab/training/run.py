@@ -39,10 +39,10 @@ import numpy as np
 import torch
 
 from marginlab.data.batches import BatchSampler, DeviceData, load_device_data
+from marginlab.params import STRUCTURAL
 from marginlab.training.backbones import state_hash
 from marginlab.training.config import (
     HEAD_FIELDS,
-    STRUCTURAL_FIELDS,
     RunConfig,
     learning_rate,
     pick_device,
@@ -55,9 +55,7 @@ from marginlab.training.model import build_optimizer, initial_model
 from marginlab.training.snapshots import Snapshot, build_snapshot, history_limit
 
 # Hyper-parameters that may change between steps (everything else needs a new run).
-MUTABLE_FIELDS: tuple[str, ...] = tuple(
-    name for name in HEAD_FIELDS if name not in STRUCTURAL_FIELDS
-) + (
+MUTABLE_FIELDS: tuple[str, ...] = tuple(name for name in HEAD_FIELDS if name not in STRUCTURAL) + (
     "lr",
     "weight_decay",
     "batch_size",
@@ -209,6 +207,7 @@ class Run:
             centers=None if self.head.centers is None else self.head.centers.float().cpu().numpy(),
             params=params,
             skipped_steps=int(self._skipped.item()),
+            subcenters=self.head.subcenter_weights().float().cpu().numpy(),
         )
         self._append(snap)
         release_freed_memory()  # see training_memory: keeps a long history from bloating RSS

@@ -14,6 +14,7 @@ non-finite loss reports the previous window's loss.
 
 Memory (float32 arrays, N = probe size, d = dimension, C = classes, B = 36 histogram bins):
     4·N·d (features) + 8·C·d (weights + centres) + 8·B (two histograms)
+    (+ 4·C·K·d for sub-center ArcFace's K sub-centres)
     + 2 KB allowed for the numbers and hyper-parameters (`Snapshot.nbytes`).
 Default probe (N = 1,000), C = 10: 2-D ≈ 10 KB, 3-D ≈ 14 KB per snapshot; the default
 400-snapshot history is ≈ 4 MB (2-D) or ≈ 6 MB (3-D) per run, ≈ 25–35 MB for a six-run
@@ -63,7 +64,16 @@ class Snapshot:
     params: dict[str, Any]  # hyper-parameters in force (head params, ramped margin, lr)
     skipped_steps: int = 0  # steps skipped for a non-finite loss, since the run started
     nonfinite_features: int = 0  # probe embeddings that were not finite (set to zero)
+    # (C, K, d) float32 all sub-centres where a class has K > 1 (sub-center ArcFace), else None;
+    # `weights` keeps the dominant one for W-EC / W-Inter (Table 3).
+    subcenters: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def region_weights(self) -> np.ndarray:
+        """The weights regions and predictions are drawn from: ALL sub-centres where there are
+        several (max over k, as the loss and the accuracy use them), else `weights`."""
+        return self.weights if self.subcenters is None else self.subcenters
 
     @property
     def nbytes(self) -> int:
@@ -73,6 +83,7 @@ class Snapshot:
             self.centers,
             self.theta_target_hist,
             self.theta_other_hist,
+            self.subcenters,
         )
         return sum(a.nbytes for a in arrays if a is not None) + _FIXED_BYTES
 
@@ -95,7 +106,7 @@ class Snapshot:
             "step": self.step,
             "features": self.features,
             "labels": labels,
-            "weights": self.weights,
+            "weights": self.region_weights,
             "loss": self.params["loss"],
             "s": self.params.get("s", 1.0),
             **margin,
@@ -118,6 +129,7 @@ class Snapshot:
             "params": dict(self.params),
             "skipped_steps": self.skipped_steps,
             "nonfinite_features": self.nonfinite_features,
+            "subcenters": self.subcenters,
         }
 
     @classmethod
@@ -139,6 +151,7 @@ def build_snapshot(
     centers: np.ndarray | None,
     params: Mapping[str, Any],
     skipped_steps: int,
+    subcenters: np.ndarray | None = None,
 ) -> Snapshot:
     """A snapshot from host arrays; every statistic comes from marginlab.geometry.angles."""
     features = np.asarray(features, dtype=np.float32)
@@ -167,6 +180,7 @@ def build_snapshot(
         params=dict(params),
         skipped_steps=int(skipped_steps),
         nonfinite_features=int(bad_rows.sum()),
+        subcenters=None if subcenters is None or subcenters.shape[1] < 2 else _finite(subcenters),
     )
 
 
