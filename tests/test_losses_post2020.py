@@ -20,6 +20,7 @@ from marginlab.losses.adaptive_base import ADAPTIVE_LOSSES, PAPER_PRESETS, adapt
 from marginlab.losses.adaptive_heads import build_adaptive_head
 from marginlab.losses.heads import build_head
 from marginlab.losses.margins import POLICIES
+from marginlab.params import PARAMS
 from marginlab.training import evaluation  # not its function: pytest would collect test_*
 from marginlab.training.backbones import build_backbone
 
@@ -315,7 +316,7 @@ def test_adaface_at_the_mean_norm_is_cosface_and_at_low_norm_arcface() -> None:
 
 # ----- finite over the whole range (hypothesis) ----------------------------------------------
 RANGES = {
-    "s": st.floats(0.1, 256.0),
+    "s": st.floats(PARAMS["s"].low, PARAMS["s"].high),  # the one table
     "m": st.floats(0.0, math.pi / 2),
     "h": st.floats(0.01, 10.0),
     "t_alpha": st.floats(0.0, 1.0),
@@ -325,10 +326,12 @@ RANGES = {
     "u_m": st.floats(0.7, math.pi / 2),
     "lambda_g": st.floats(0.0, 100.0),
     "policy": st.sampled_from(POLICIES),
-    "m2": st.floats(0.0, math.pi),
-    "m3": st.floats(0.0, 2.0),
+    "m2": st.floats(PARAMS["m2"].low, PARAMS["m2"].high),  # the one table
+    "m3": st.floats(PARAMS["m3"].low, PARAMS["m3"].high),  # the one table
     "sigma": st.floats(0.0, 1.0),
-    "center_lambda": st.floats(0.0, 10.0),
+    "center_lambda": st.floats(
+        PARAMS["center_lambda"].low, PARAMS["center_lambda"].high
+    ),  # the one table
     "center_alpha": st.floats(0.0, 1.0),
 }
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from marginlab.losses.margins import MarginSpec, target_logit
-from marginlab.losses.registry import loss_spec
+from marginlab.losses.registry import LossSpec, loss_spec
 from marginlab.params import STRUCTURAL
 
 _NORM_EPS = 1e-12
@@ -41,12 +41,16 @@ class MarginHead(nn.Module):
     def __init__(self, loss: str, embedding_dim: int, num_classes: int, values: dict) -> None:
         super().__init__()
         self.loss = loss
-        self.loss_spec = loss_spec(loss)
         self.embedding_dim = embedding_dim
         self.num_classes = num_classes
         self._build_parameters(values)
         self.register_buffer("centers", None)
         self._set_values(values)
+
+    @property
+    def loss_spec(self) -> LossSpec:
+        """This head's registry entry (what the loss is: branch, scale, parameters)."""
+        return loss_spec(self.loss)
 
     # ----- the public contract -------------------------------------------------------------
     def forward(self, features: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
