@@ -16,10 +16,12 @@ result says so in "notes"), and the folder keeps at most MAX_CACHE_FILES maps.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ from marginlab.losses.registry import REGISTRY
 from marginlab.safe_files import keep_newest, read_json, write_atomically
 from marginlab.training.config import default_config, pick_device
 from marginlab.training.run import Run
+from marginlab.training.sweeps import run_cells
 
 CACHE_VERSION = 2  # bump when a cell's measurements change meaning: old caches are ignored
 MAX_CACHE_FILES = 200  # one per setup (loss, dimension, steps, warm-up, seeds, grid)
@@ -187,10 +190,12 @@ def phase_map(
     cache_dir: Path | None = None,
     progress: Progress | None = None,
     cached_only: bool = False,
+    executor: Executor | None = None,
 ) -> dict:
     """Sweep the grid, resuming from the cache; `cached_only` trains nothing (for a page that
     shows what is there). Returns the cache dict plus "cells" (see `with_summaries`):
-    cells[i][j] is m_values[i], s_values[j]."""
+    cells[i][j] is m_values[i], s_values[j]. `executor` (training.sweeps.sweep_executor) trains
+    the runs elsewhere, several at once: local processes or Ray tasks; None: here, in turn."""
     if loss not in MARGIN_OF_LOSS:
         raise ValueError(f"the phase map needs a margin loss: one of {', '.join(MARGIN_OF_LOSS)}")
     if int(steps) < 1 or int(warmup) < 0 or not seeds:
@@ -220,15 +225,27 @@ def phase_map(
         return with_summaries(result)
     folder.mkdir(parents=True, exist_ok=True)
     keep_newest(folder, "*.json", MAX_CACHE_FILES - 1)
-    data = load_device_data(dataset, pick_device("auto"), default_config(loss, dim).probe_size)
-    for k, (i, j, seed) in enumerate(todo):
-        s, m = s_values[j], m_values[i]
-        cell = train_cell(loss, dim, s, m, seed=seed, steps=steps, warmup=warmup, data=data)
+    # In this process the data is loaded once; elsewhere each process loads its own.
+    data = None
+    if executor is None:
+        data = load_device_data(dataset, pick_device("auto"), default_config(loss, dim).probe_size)
+    train = functools.partial(
+        train_cell, loss, dim, steps=steps, warmup=warmup, dataset=dataset, data=data
+    )
+    finished = total - len(todo)
+
+    def record(k: int, cell: dict[str, float]) -> None:
+        nonlocal finished
+        i, j, seed = todo[k]
         result["runs"][i][j][str(seed)] = cell
         _save(path, result)
+        finished += 1
         if progress is not None:
-            tick = margin_tick(margin_name, m)
-            progress(total - len(todo) + k + 1, total, f"s = {s:g}, m = {tick}, seed {seed}")
+            tick = margin_tick(margin_name, m_values[i])
+            progress(finished, total, f"s = {s_values[j]:g}, m = {tick}, seed {seed}")
+
+    cells = [{"s": s_values[j], "m": m_values[i], "seed": seed} for i, j, seed in todo]
+    run_cells(train, cells, executor=executor, on_result=record)
     return with_summaries(result)
 
 

@@ -71,13 +71,22 @@ def worker_count(configured: int | None = None) -> int:
 class TrainingService:
     """Worker processes holding trainers; `create` gives the page a TrainerHandle."""
 
-    def __init__(self, workers: int | None = None, *, ttl: float = DEFAULT_TTL_S) -> None:
+    def __init__(
+        self, workers: int | None = None, *, ttl: float = DEFAULT_TTL_S, ray_address: str = ""
+    ) -> None:
         self.ttl = float(ttl)
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._handles: dict[str, TrainerHandle] = {}
         self._closing = threading.Event()
-        self.workers = [_Worker(self, index) for index in range(worker_count(workers))]
+        # Ray actors instead of processes: `ray_address` or $MARGINLAB_RAY_ADDRESS (ray_backend.py)
+        self.ray_address = ray_address or os.environ.get("MARGINLAB_RAY_ADDRESS", "").strip()
+        if self.ray_address:
+            from marginlab.training.service.ray_backend import ray_workers
+
+            self.workers = ray_workers(self, worker_count(workers))
+        else:
+            self.workers = [_Worker(self, index) for index in range(worker_count(workers))]
         self._reaper = threading.Thread(target=self._reap, name="marginlab-reaper", daemon=True)
         self._reaper.start()
         atexit.register(self.shutdown)
@@ -190,8 +199,12 @@ class _Worker:
         self.process.start()
         there.close()  # the worker's end lives in the worker only: our death is its EOF
         self.conn = here
+        self._listen()
+
+    def _listen(self) -> None:
+        """Read this worker's messages in a thread (its end-of-file is the worker's death)."""
         self.reader = threading.Thread(
-            target=self._read, args=(here, self.process), name=f"{self.process.name}-reader",
+            target=self._read, args=(self.conn, self.process), name=f"{self.process.name}-reader",
             daemon=True,
         )  # fmt: skip
         self.reader.start()
