@@ -14,7 +14,7 @@ torch.set_num_threads(1)
 
 st.set_page_config(page_title="Hypersphere Margin Lab", page_icon="◯", layout="wide")
 
-VIEWS = Path(__file__).parent / "views"
+VIEW_DIR = Path(__file__).parent / "views"
 CONFIG_LINK = Path(__file__).parent / ".streamlit" / "config.toml"
 
 if not CONFIG_LINK.is_file() or CONFIG_LINK.stat().st_size < 100:
@@ -27,16 +27,16 @@ if not CONFIG_LINK.is_file() or CONFIG_LINK.stat().st_size < 100:
 
 # Keyed by LabConfig.page: a shared link such as /?page=compare&losses=... opens that page.
 PAGE_LIST = {
-    "lab": st.Page(VIEWS / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
-    "compare": st.Page(VIEWS / "compare.py", title="Compare", icon=":material/view_module:"),
-    "formulas": st.Page(VIEWS / "formulas.py", title="Formulas", icon=":material/function:"),
-    "phase-map": st.Page(VIEWS / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
-    "paper": st.Page(VIEWS / "paper.py", title="The paper", icon=":material/article:"),
+    "lab": st.Page(VIEW_DIR / "lab.py", title="Lab", icon=":material/scatter_plot:", default=True),
+    "compare": st.Page(VIEW_DIR / "compare.py", title="Compare", icon=":material/view_module:"),
+    "formulas": st.Page(VIEW_DIR / "formulas.py", title="Formulas", icon=":material/function:"),
+    "phase-map": st.Page(VIEW_DIR / "phase_map.py", title="Phase map", icon=":material/grid_on:"),
+    "paper": st.Page(VIEW_DIR / "paper.py", title="The paper", icon=":material/article:"),
     "lessons": st.Page(
-        VIEWS / "lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"
+        VIEW_DIR / "lessons.py", title="Lessons", icon=":material/school:", url_path="lessons"
     ),
-    "faces": st.Page(VIEWS / "faces.py", title="Faces", icon=":material/face:"),
-    "about": st.Page(VIEWS / "about.py", title="About", icon=":material/info:"),
+    "faces": st.Page(VIEW_DIR / "faces.py", title="Faces", icon=":material/face:"),
+    "about": st.Page(VIEW_DIR / "about.py", title="About", icon=":material/info:"),
 }
 
 navigation = st.navigation(list(PAGE_LIST.values()))

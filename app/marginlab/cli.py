@@ -157,7 +157,7 @@ def _check_budget(args: argparse.Namespace) -> None:
 
 def _train(trainer: Any, args: argparse.Namespace) -> None:
     """Step a Run or LockstepComparison for --steps or --seconds, with a progress bar."""
-    progress = Progress(enabled=sys.stderr.isatty() and not getattr(args, "quiet", False))
+    progress = ProgressBar(enabled=sys.stderr.isatty() and not getattr(args, "quiet", False))
     if args.seconds is not None:
         deadline = time.perf_counter() + args.seconds
         while (left := deadline - time.perf_counter()) > 0:
@@ -342,7 +342,7 @@ def verify_command(args: argparse.Namespace) -> int:
     from marginlab.experiments.faces import run_open_set
 
     losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
-    progress = Progress(enabled=sys.stderr.isatty())
+    progress = ProgressBar(enabled=sys.stderr.isatty())
     try:
         reports = run_open_set(
             losses,
@@ -435,7 +435,7 @@ def _one_line(error: BaseException) -> str:
     return text
 
 
-class Progress:
+class ProgressBar:
     """A one-line progress bar on stderr (only on a terminal)."""
 
     def __init__(self, enabled: bool, width: int = 30) -> None:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +52,7 @@ from marginlab.experiments.verification import (
 )
 from marginlab.training.comparison import MAX_COMPARE, LockstepComparison
 from marginlab.training.config import RunConfig, default_config, pick_device
-from marginlab.training.run import Run
+from marginlab.training.run import Progress, Run
 
 DEFAULT_FACE_SIZE = 32  # Olivetti's 64x64 shrunk 2x: see `downsample`
 DEFAULT_MAX_SHIFT = 2  # pixels at 32x32 (about 6% of the width); faces are roughly centred
@@ -199,7 +199,6 @@ OPEN_SET_DIM = 32
 OPEN_SET_TRAIN_PEOPLE = 30
 CLOSED_SET_PEOPLE = 8
 # A progress callback gets the fraction done in [0, 1] and a short text, like st.progress.
-Progress = Callable[[float, str], None]
 
 
 @dataclass(frozen=True, eq=False)

@@ -9,7 +9,7 @@ from the shipped subset and say so, and Fig. 6, which needs unseen people, says 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,10 +39,9 @@ from marginlab.figures.verification import pair_angle_panels
 from marginlab.geometry.angles import table3_statistics, target_angles
 from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config, pick_device
-from marginlab.training.run import Run
+from marginlab.training.run import Progress, Run
 from marginlab.training.snapshots import HISTOGRAM_EDGES
 
-Progress = Callable[[float, str], None]
 # Table 3's losses are the six the Faces page compares: softmax, NormFace, SphereFace,
 # CosFace, ArcFace and softmax + center loss.
 TABLE3_LOSSES: tuple[str, ...] = FACE_LOSSES

@@ -56,7 +56,7 @@ DEFAULT_SEEDS: tuple[int, ...] = (0, 1)
 DEFAULT_STEPS = 300  # 100 steps at the full margin after the 200-step warm-up
 LAB_WARMUP = 200
 NO_SNAPSHOTS = 1_000_000  # the sweep reads the model once at the end
-Progress = Callable[[int, int, str], None]  # (runs done, runs in all, what just finished)
+SweepProgress = Callable[[int, int, str], None]  # (runs done, runs in all, what just finished)
 
 
 def margin_tick(name: str, value: float) -> str:
@@ -188,7 +188,7 @@ def phase_map(
     seeds: Sequence[int] = DEFAULT_SEEDS,
     dataset: str = "mnist-toy",
     cache_dir: Path | None = None,
-    progress: Progress | None = None,
+    progress: SweepProgress | None = None,
     cached_only: bool = False,
     executor: Executor | None = None,
 ) -> dict:

@@ -1,15 +1,15 @@
 """Plotly figure builders: arrays in, plotly.graph_objects.Figure out (no Streamlit here).
 
 One import point for the app; the builders live in small modules by job:
-- figures_style: the shared class palette, band grey, names and layout helpers;
-- figures_views: the unit circle (2-D) and the raw feature plane;
-- figures_sphere: the sphere (3-D) and the PCA projection (d > 3);
-- figures_curves: target logit vs θ (ArcFace paper Fig. 4), binary decision margins (Fig. 5),
+- style: the shared class palette, band grey, names and layout helpers;
+- views: the unit circle (2-D) and the raw feature plane;
+- sphere: the sphere (3-D) and the PCA projection (d > 3);
+- curves: target logit vs θ (ArcFace paper Fig. 4), binary decision margins (Fig. 5),
   target-class probability, pair-angle histograms;
-- figures_leads: the histogram of per-sample leads with the requested margin;
-- figures_training: training curves with the Table-3 angles;
-- figures_phase_map: the (s, m) phase map (experiments.phase_map computes it);
-- figures_export: small multiples, self-contained HTML, animated replay.
+- leads: the histogram of per-sample leads with the requested margin;
+- training_curves: training curves with the Table-3 angles;
+- phase_map: the (s, m) phase map (experiments.phase_map computes it);
+- export: small multiples, self-contained HTML, animated replay.
 Every region and curve is computed from marginlab.losses.margins.target_logit (DESIGN.md §3).
 """
 

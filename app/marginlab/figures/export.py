@@ -105,7 +105,7 @@ def _span(lo: float, hi: float) -> list[float]:
     return [min(max(round(lo, 9), 0.0), 1.0), min(max(round(hi, 9), 0.0), 1.0)]
 
 
-VIEWS: dict[str, Callable[..., go.Figure]] = {
+VIEW_BUILDERS: dict[str, Callable[..., go.Figure]] = {
     "circle": circle_figure,
     "sphere": sphere_figure,
     "raw": raw_feature_figure,
@@ -127,7 +127,7 @@ def compare_views(
     Each run is the keyword dict of the view's builder (features, labels, weights, loss, s and
     the margin keywords); panel titles default to the loss and its parameters.
     """
-    build = VIEWS[view]
+    build = VIEW_BUILDERS[view]
     figures = [build(**run) for run in runs]
     if titles is None:
         titles = [margin_label(run["loss"], run.get("s"), **margin_of(run)) for run in runs]

@@ -151,7 +151,7 @@ def circle_directions(n: int) -> np.ndarray:
     return np.stack([np.cos(phi), np.sin(phi)], axis=1)
 
 
-class Run(NamedTuple):
+class Arc(NamedTuple):
     """A maximal arc of equal labels on a uniformly sampled circle (radians, start < end)."""
 
     label: int
@@ -159,7 +159,7 @@ class Run(NamedTuple):
     end: float
 
 
-def circle_runs(labels: np.ndarray) -> list[Run]:
+def circle_runs(labels: np.ndarray) -> list[Arc]:
     """Split labels sampled at `circle_angles(len(labels))` into arcs of equal label.
 
     Each sample stands for the arc of width 2π/n centred on it; an arc that wraps past 2π is
@@ -171,7 +171,7 @@ def circle_runs(labels: np.ndarray) -> list[Run]:
     if n == 0:
         return []
     if np.all(labels == labels[0]):
-        return [Run(int(labels[0]), -step / 2, 2.0 * math.pi - step / 2)]
+        return [Arc(int(labels[0]), -step / 2, 2.0 * math.pi - step / 2)]
     # Rotate so index 0 starts a run; then runs never wrap inside the array.
     change = np.flatnonzero(labels != np.roll(labels, 1))
     shift = int(change[0])
@@ -179,7 +179,7 @@ def circle_runs(labels: np.ndarray) -> list[Run]:
     starts = np.flatnonzero(rolled != np.roll(rolled, 1))
     ends = np.append(starts[1:], n)
     return [
-        Run(int(rolled[a]), float((a + shift - 0.5) * step), float((b + shift - 0.5) * step))
+        Arc(int(rolled[a]), float((a + shift - 0.5) * step), float((b + shift - 0.5) * step))
         for a, b in zip(starts, ends, strict=True)
     ]
 

@@ -46,7 +46,7 @@ class LossSpec:
 
     name: str
     label: str
-    paper: str  # citation, "Authors, venue year" (full titles in docs/ARCHITECTURE.md)
+    paper: str  # citation, "Authors, venue year" (as the formulas page shows it)
     branch: str  # margins.target_logit's `loss`
     scale: str  # one of SCALES
     head: str  # head kind (losses.heads.HEAD_KINDS)

@@ -54,6 +54,9 @@ from marginlab.training.memory import release_freed_memory
 from marginlab.training.model import build_optimizer, initial_model
 from marginlab.training.snapshots import Snapshot, build_snapshot, history_limit
 
+# A long job's progress callback: (fraction done in [0, 1], what is happening). Experiments and
+# lesson checks take one.
+Progress = Callable[[float, str], None]
 # Hyper-parameters that may change between steps (everything else needs a new run).
 MUTABLE_FIELDS: tuple[str, ...] = tuple(name for name in HEAD_FIELDS if name not in STRUCTURAL) + (
     "lr",

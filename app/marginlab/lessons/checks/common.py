@@ -3,7 +3,7 @@ progress, and the final snapshot."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -13,10 +13,9 @@ from marginlab.lab_state import run_config
 from marginlab.lessons.parser import Lesson
 from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import RunConfig
-from marginlab.training.run import Run
+from marginlab.training.run import Progress, Run
 from marginlab.training.snapshots import Snapshot
 
-Progress = Callable[[float, str], None]  # (fraction done in [0, 1], what is happening)
 CHUNK = 25  # steps between progress reports; also the loss window of lesson 2
 # The checks take the snapshots they need themselves. A snapshot only reads the model (eval
 # mode, no gradient), so leaving out the scheduled ones changes no weight and saves ~10 %.
