@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from marginlab.cli_sweeps import add_sweep_arguments
 from marginlab.params import HEAD_PARAMS, MAX_COMPARE, PARAMS, Param
 
 DEFAULT_STEPS = 1000
@@ -261,10 +262,13 @@ def _compare_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated, up to {MAX_COMPARE} (default: the Compare page's line-up)",
     )
     _add_training_arguments(parser)
+    add_sweep_arguments(parser)
 
 
 @register("compare", "train several losses in lock-step", _compare_arguments)
 def compare_command(args: argparse.Namespace) -> int:
+    if args.seeds:
+        return _sweep("compare", args)
     _check_budget(args)
     from marginlab.losses.registry import DEFAULT_COMPARE
 
@@ -334,11 +338,14 @@ def _verify_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="who is held out; initial weights")
     parser.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, mps")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_sweep_arguments(parser)
 
 
 @register("verify", "open-set face verification on people never trained on", _verify_arguments)
 def verify_command(args: argparse.Namespace) -> int:
     """faces.run_open_set: lock-step training, then pairs of the held-out people's faces."""
+    if args.seeds:
+        return _sweep("verify", args)
     from marginlab.experiments.faces import run_open_set
 
     losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
@@ -376,6 +383,18 @@ def verify_command(args: argparse.Namespace) -> int:
         for name, e in entries.items()
     ]
     _emit({"losses": entries, "config": config}, args, lines)
+    return 0
+
+
+def _sweep(command: str, args: argparse.Namespace) -> int:
+    """The command over --seeds, each seed a cell of a sweep (cli_sweeps.py)."""
+    from marginlab.cli_sweeps import SweepError, seed_sweep
+
+    try:
+        result, lines = seed_sweep(command, args)
+    except SweepError as error:
+        raise CliError(str(error)) from None
+    _emit(result, args, lines)
     return 0
 
 

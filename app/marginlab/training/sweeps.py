@@ -26,8 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, as_completed
 from typing import Any
 
-import torch
-
 KINDS = ("serial", "local", "ray")
 
 
@@ -51,8 +49,7 @@ def sweep_executor(kind: str | None = None, *, workers: int | None = None) -> Ex
         return ProcessPoolExecutor(
             max_workers=count,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=torch.set_num_threads,
-            initargs=(1,),
+            initializer=_one_thread,
         )
     if kind == "ray":
         return RayExecutor(os.environ.get("MARGINLAB_RAY_ADDRESS", "").strip() or "local")
@@ -117,6 +114,12 @@ class RayExecutor(Executor):
         return self._task.remote(fn, args, kwargs).future()
 
 
-def _one_thread_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+def _one_thread() -> None:
+    import torch  # here, not at import: the CLI imports this module for its arguments
+
     torch.set_num_threads(1)
+
+
+def _one_thread_call(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    _one_thread()
     return fn(*args, **kwargs)
