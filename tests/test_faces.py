@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 import torch
 
+from marginlab.data.datasets import People
 from marginlab.experiments import faces
-from marginlab.experiments.faces import augment_batch, downsample, olivetti_faces, people_dataset
+from marginlab.experiments.face_data import (
+    augment_batch,
+    downsample,
+    olivetti_faces,
+    people_dataset,
+)
 from marginlab.experiments.verification import split_identities
 from marginlab.training.backbones import state_hash
 
@@ -103,7 +109,7 @@ def test_identity_split_of_olivetti(shared_data_dir):
 
 
 def test_people_dataset_with_every_image_in_training():
-    people = faces.People(np.zeros((12, 4, 4), np.uint8), np.repeat(np.arange(4), 3), tuple("abcd"))
+    people = People(np.zeros((12, 4, 4), np.uint8), np.repeat(np.arange(4), 3), tuple("abcd"))
     dataset = people_dataset(people, np.array([3, 1]), test_per_person=0, seed=0)
     assert dataset.train_labels.tolist() == [1, 1, 1, 0, 0, 0]
     assert len(dataset.test_labels) == 0 and dataset.class_names == ("d", "b")

@@ -358,7 +358,7 @@ def test_heap_trimming_is_throttled():
 def test_the_augmentation_hook_changes_training_and_resumes_exactly(data):
     """The hook's images are what the run trains on; its generator is part of the saved state,
     so a run restored mid-way augments (and ends) exactly like one that never stopped."""
-    from marginlab.experiments.faces import augment_faces
+    from marginlab.experiments.face_data import augment_faces
 
     plain = Run(config(), data=data)
     straight = Run(config(), data=data, augment=augment_faces)
