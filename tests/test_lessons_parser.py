@@ -97,3 +97,44 @@ def test_one_bad_file_does_not_hide_the_others(tmp_path):
     assert len(errors) == 2
     assert any(e.startswith("02-bad.md, line 6") for e in errors)
     assert any(e.startswith("03-binary.md") for e in errors)
+
+
+# Malformed fields that once escaped the parser's handled path (issue 16: `order = "abc"` took
+# the whole Lessons page down). Each must name its file and line, and leave the others loaded.
+MALFORMED = [
+    (("order = 3", 'order = "abc"'), 4, "order"),
+    (("order = 3", "order = 2.5"), 4, "order"),
+    (("order = 3", "order = true"), 4, "order"),
+    (("order = 3", "order = 99999999999999999"), 4, "order"),
+    (("pretrain_steps = 200", "pretrain_steps = true"), 10, "pretrain_steps"),
+    (('title = "The additive angular margin"', "title = [1, 2]"), 2, "title"),
+    (('title = "The additive angular margin"', 'title = ""'), 2, "title"),
+    (('paper = "Deng et al., ArcFace, CVPR 2019"', "paper = 3"), 3, "paper"),
+    (('text = "The band is m wide."', "text = { a = 1 }"), 13, "text"),
+    (('check = "band_width_equals_margin"', "check = 5"), 14, "check"),
+    (("params = { tolerance = 0.01 }", 'params = "tight"'), 15, "params"),
+    (('figures = ["view", "target_logit"]', "figures = [[1]]"), 11, "figures"),
+    (("s = 16.0", "s = { x = 1 }"), 7, "s"),
+    (('loss = "arcface"', "losses = [1, [2]]"), 5, "losses"),
+]
+
+
+@pytest.mark.parametrize(("change", "line", "words"), MALFORMED)
+def test_malformed_fields_name_file_and_line(tmp_path, change, line, words):
+    assert change[0] in GOOD
+    with pytest.raises(LessonError) as error:
+        parse_lesson(GOOD.replace(*change), tmp_path / "bad.md")
+    message = str(error.value)
+    assert message.startswith(f"bad.md, line {line}:"), message
+    assert words in message
+
+
+def test_malformed_fields_leave_the_other_lessons_loaded(tmp_path):
+    (tmp_path / "00-good.md").write_text(GOOD.replace("order = 3", "order = 0"))
+    for index, (change, _, _) in enumerate(MALFORMED, 1):
+        (tmp_path / f"{index:02d}-bad.md").write_text(GOOD.replace(*change))
+    lessons, errors = load_lessons(tmp_path)
+    assert [lesson.id for lesson in lessons] == ["00-good"]
+    assert len(errors) == len(MALFORMED)
+    for index, (_, line, _) in enumerate(MALFORMED, 1):
+        assert f"{index:02d}-bad.md, line {line}:" in " | ".join(errors)

@@ -24,6 +24,7 @@ from marginlab.training.run_files import (
     save_run,
 )
 from ui.live import LiveTraining, adopt
+from ui.text import plain
 
 MAX_REPLAY_FRAMES = 60
 
@@ -114,7 +115,7 @@ def run_file_panel(slot: str, live: LiveTraining) -> None:
                 st.rerun()
         message = st.session_state.get(f"{slot}_load_message")
         if message:
-            st.error(message, icon=":material/error:")
+            st.error(plain(message), icon=":material/error:")  # quotes the file's contents
 
 
 def _forget_notice(slot: str) -> None:

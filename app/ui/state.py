@@ -13,6 +13,7 @@ import streamlit as st
 
 from marginlab.lab_state import LabConfig, from_query, to_query
 from marginlab.training.config import available_devices
+from ui.text import plain
 
 _KEY = "lab_config"
 _NOTES_KEY = "lab_config_notes"
@@ -47,7 +48,7 @@ def show_url_notes() -> None:
     current_config()  # the first call reads the URL and keeps its notes
     notes = st.session_state.pop(_NOTES_KEY, ())
     for note in notes:
-        st.info(note, icon=":material/link_off:")
+        st.info(plain(note), icon=":material/link_off:")
     config = current_config()
     if config.device != "auto" and config.device not in available_devices():
         st.info(f"This machine has no {config.device} device: training on the CPU instead.")

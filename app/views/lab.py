@@ -27,6 +27,7 @@ from ui.panels import metrics_strip
 from ui.presenter import figure_height, presenter_css, styled
 from ui.state import page_setup, update_config
 from ui.table3 import table3_panel
+from ui.text import plain
 
 SLOT = "lab"
 
@@ -51,7 +52,7 @@ if live is None:
     st.stop()
 run = live.runs[0]
 if run.data.dataset.notice:
-    st.info(run.data.dataset.notice, icon=":material/info:")
+    st.info(plain(run.data.dataset.notice), icon=":material/info:")
 transport(live, SLOT, speed=config.speed)
 if live.error:
     st.error(live.error, icon=":material/error:")

@@ -29,6 +29,7 @@ from ui.live import live_training, reset, run_every, transport
 from ui.panels import fast_forward, metrics_strip, metrics_table, show_figures
 from ui.presenter import presenter_css
 from ui.state import current_config, page_setup, set_config
+from ui.text import plain
 
 SLOT = "lesson"
 PICK_KEY = "lesson_pick"
@@ -80,7 +81,7 @@ def arrive(lessons: list[Lesson], config: LabConfig) -> tuple[Lesson, LabConfig]
     lesson = by_id.get(config.lesson)
     if lesson is None:
         if config.lesson:
-            st.info(f"There is no lesson {config.lesson!r}: here is the first one.")
+            st.info(plain(f"There is no lesson {config.lesson!r}: here is the first one."))
         lesson = lessons[0]
     if st.session_state.get(LOADED_KEY) != lesson.id:
         # The session's first lesson, opened from a link naming it: keep the link's values.
@@ -99,7 +100,7 @@ def lesson_picker(lessons: list[Lesson], lesson: Lesson) -> None:
     st.radio(
         "lesson",
         options=list(by_id),
-        format_func=lambda key: f"{by_id[key].order}. {by_id[key].title}",
+        format_func=lambda key: plain(f"{by_id[key].order}. {by_id[key].title}"),
         key=PICK_KEY,
         on_change=picked,
     )
@@ -121,7 +122,7 @@ def lesson_text(lesson: Lesson) -> None:
     st.markdown(f"#### Question\n{lesson.sections['Question']}")
     with st.expander("Answer"):
         st.markdown(lesson.sections["Answer"])
-    st.caption(f"Paper: {lesson.paper}")
+    st.caption(plain(f"Paper: {lesson.paper}"))
     if lesson.preset.dataset in FACE_DATASETS or "Faces page" in lesson.sections["Try this"]:
         faces_link()
 
@@ -169,7 +170,7 @@ def shared_check(lesson: Lesson, progress: Progress) -> ClaimResult:
 
 def claim_panel(lesson: Lesson) -> None:
     """The claim, a button that checks it on a fresh run of the preset, and what was measured."""
-    st.markdown(f"#### The claim\n> {lesson.claim.text}")
+    st.markdown(f"#### The claim\n> {plain(lesson.claim.text)}")
     results: dict[str, ClaimResult] = st.session_state.setdefault(RESULT_KEY, {})
     st.caption(
         f"The check trains the lesson's own preset from scratch (seed {lesson.preset.seed}, "
@@ -203,9 +204,9 @@ def claim_panel(lesson: Lesson) -> None:
 config = page_setup("lessons")
 lessons, errors = load_lessons(lessons_dir())
 for error in errors:
-    st.error(f"This lesson file cannot be used: {error}", icon=":material/error:")
+    st.error(plain(f"This lesson file cannot be used: {error}"), icon=":material/error:")
 if not lessons:
-    st.warning(f"No lessons found in {lessons_dir()}.")
+    st.warning(plain(f"No lessons found in {lessons_dir()}."))
     st.stop()
 
 lesson, config = arrive(lessons, config)
@@ -221,7 +222,7 @@ with st.sidebar:
     lesson_controls(config, wanted)
 presenter_css(presenter)
 
-st.title(f"Lesson {lesson.order}: {lesson.title}")
+st.title(plain(f"Lesson {lesson.order}: {lesson.title}"))
 text_column, lab_column = st.columns([1, 2], gap="medium")
 with text_column:
     lesson_text(lesson)

@@ -53,6 +53,8 @@ FIGURES: tuple[str, ...] = (
 SECTIONS: tuple[str, ...] = ("Look at", "Try this", "Question", "Answer")
 PRESET_KEYS = tuple(name for name in PARSERS if name not in ("page", "lesson", "speed"))
 LESSON_KEYS = ("title", "paper", "pretrain_steps", "figures", "claim", "order")
+MAX_ORDER = 10_000
+MAX_TEXT = 1000  # a title, a citation or a claim is one sentence or two
 
 
 class LessonError(ValueError):
@@ -116,14 +118,27 @@ def parse_lesson(text: str, path: Path) -> Lesson:
         preset = preset.with_changes(loss=preset.losses[0])
 
     figures = meta.get("figures", ["view", "target_logit"])
-    if not isinstance(figures, list) or any(f not in FIGURES for f in figures):
+    if not isinstance(figures, list) or any(
+        not isinstance(f, str) or f not in FIGURES for f in figures
+    ):
         raise fail("figures", f"figures must be a list drawn from {', '.join(FIGURES)}")
-    steps = meta.get("pretrain_steps", 0)
-    if not isinstance(steps, int) or not 0 <= steps <= 5000:
+    steps = _whole(meta.get("pretrain_steps", 0), 0, 5000)
+    if steps is None:
         raise fail("pretrain_steps", "pretrain_steps must be a whole number in [0, 5000]")
+    order = _whole(meta.get("order", 0), 0, MAX_ORDER)
+    if order is None:
+        raise fail("order", f"order must be a whole number in [0, {MAX_ORDER}]")
+    for key in ("title", "paper"):
+        if not _text(meta[key]):
+            raise fail(key, f"{key} must be text of 1 to {MAX_TEXT} characters")
     claim = meta["claim"]
     if not isinstance(claim, dict) or not {"text", "check"} <= set(claim):
         raise fail("claim", "[claim] needs text and check")
+    for key in ("text", "check"):
+        if not _text(claim[key]):
+            raise fail(key, f"the claim's {key} must be text of 1 to {MAX_TEXT} characters")
+    if not isinstance(claim.get("params", {}), dict):
+        raise fail("params", "the claim's params must be a table (params = { name = value })")
 
     sections = _sections(body)
     missing = [name for name in SECTIONS if name not in sections]
@@ -133,13 +148,13 @@ def parse_lesson(text: str, path: Path) -> Lesson:
         )
     return Lesson(
         id=lesson_id,
-        title=str(meta["title"]),
-        paper=str(meta["paper"]),
-        order=int(meta.get("order", 0)),
+        title=meta["title"],
+        paper=meta["paper"],
+        order=order,
         preset=preset,
         pretrain_steps=steps,
         figures=tuple(figures),
-        claim=Claim(str(claim["text"]), str(claim["check"]), dict(claim.get("params", {}))),
+        claim=Claim(claim["text"], claim["check"], dict(claim.get("params", {}))),
         sections=sections,
         path=path,
     )
@@ -154,8 +169,20 @@ def load_lessons(folder: Path = LESSONS_DIR) -> tuple[list[Lesson], list[str]]:
             lessons.append(parse_lesson(path.read_text(encoding="utf-8"), path))
         except (LessonError, OSError, UnicodeDecodeError) as error:
             errors.append(str(error) if isinstance(error, LessonError) else f"{path.name}: {error}")
+        except Exception as error:  # a case the checks above missed: still one file, one line
+            errors.append(f"{path.name}, line 1: cannot be read as a lesson ({error})")
     lessons.sort(key=lambda lesson: (lesson.order, lesson.id))
     return lessons, errors
+
+
+def _whole(value: Any, low: int, high: int) -> int | None:
+    """`value` if it is a whole number in [low, high] (TOML's true is not one), else None."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+    return value if ok else None
+
+
+def _text(value: Any) -> bool:
+    return isinstance(value, str) and len(value.strip()) > 0 and len(value) <= MAX_TEXT
 
 
 def _as_text(value: Any) -> str:
