@@ -32,6 +32,7 @@ from marginlab.lessons.checks import (
 )
 from marginlab.lessons.parser import FIGURES, SECTIONS, Claim, load_lessons
 from marginlab.losses.heads import build_head
+from marginlab.losses.margins import target_logit_np
 
 APP = Path(__file__).resolve().parents[1] / "app"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -98,6 +99,22 @@ def test_lesson2_at_the_evenly_spaced_optimum_gradients_vanish_but_the_loss_stay
     nudged = (ring + torch.tensor([[0.0, 0.1]] + [[0.0, 0.0]] * 9, dtype=torch.float64)).float()
     head.compute_loss(nudged, torch.arange(10)).backward()
     assert head.weight.grad.abs().max() > 1e-3
+    answer = BY_ID["02-normface-scale"].sections["Answer"]
+    assert "every gradient vanishes" in answer and "keep receiving gradients" not in answer
+
+
+def test_lesson3_the_arcface_curve_is_cos_shifted_left_by_m():
+    """ψ(θ) = cos(θ + m): the curve takes cos θ's value at θ + m, i.e. reaches each value m
+    EARLIER — the softmax curve moved left (up to θ = π − m, where the fallback takes over)."""
+    m = 0.3
+    theta = np.linspace(0.05, math.pi - m - 0.05, 500)  # inside the clamp and the fallback
+    psi = target_logit_np(np.cos(theta), loss="arcface", m2=m)
+    np.testing.assert_allclose(psi, np.cos(theta + m), atol=1e-6)
+    value = 0.5  # cos θ = 0.5 at 60°; ArcFace's curve gets there m earlier
+    reached = theta[np.argmin(np.abs(psi - value))]
+    assert reached == pytest.approx(math.acos(value) - m, abs=1e-2)
+    text = BY_ID["03-arcface-margin"].sections["Try this"]
+    assert "shifted *left* by m" in text and "shifted right" not in text
 
 
 def _band_width_across(centre: np.ndarray, direction: np.ndarray, weights: np.ndarray) -> float:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from marginlab.geometry.leads import lead_summary
 from marginlab.geometry.regions import BAND, circle_directions, circle_runs, region_labels
 from marginlab.lessons.checks.common import (
     ClaimResult,
@@ -62,8 +63,13 @@ def band_width_equals_margin(lesson: Lesson, progress: Progress | None = None) -
     config = lesson_config(lesson)
     run = Run(config)
     train(run, lesson_steps(lesson), progress, "ArcFace")
-    weights = final_snapshot(run).weights
+    snap = final_snapshot(run)
+    weights = snap.weights
     widths, bands, skipped = band_widths(weights, s=config.s, m2=config.m2, policy=config.policy)
+    # Not part of the claim: the leads the lesson's "Try this" quotes (geometry.leads).
+    leads = lead_summary(
+        snap.features, run.data.probe_labels, weights, loss="arcface", requested_margin=config.m2
+    )
     errors = [abs(width - config.m2) for width in widths]
     measured = {
         "m (rad)": config.m2,
@@ -72,6 +78,8 @@ def band_width_equals_margin(lesson: Lesson, progress: Progress | None = None) -
         "narrowest band (rad)": min(widths, default=float("nan")),
         "widest band (rad)": max(widths, default=float("nan")),
         "largest error (rad)": max(errors, default=float("nan")),
+        "median lead of the test digits (°)": math.degrees(leads.median),
+        "test digits with lead ≥ m": leads.met_fraction,
     }
     # Some bands must qualify, or the claim would hold vacuously.
     passed = len(widths) >= min_bands and max(errors) <= tolerance
