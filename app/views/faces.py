@@ -84,10 +84,12 @@ with closed_tab:
         st.info("Choose at least one loss.")
 
 
-def verify(losses: tuple[str, ...], dim: int, steps: int, seed: int) -> dict:
+def verify(losses: tuple[str, ...], dim: int, steps: int, seed: int, augment: bool) -> dict:
     bar = st.progress(0.0, text="preparing")
     setup = open_set_config(losses, dim=dim, steps=steps, seed=seed)
-    result = open_set_experiment(setup, progress=lambda f, text: bar.progress(f, text=text))
+    result = open_set_experiment(
+        setup, augment=augment, progress=lambda f, text: bar.progress(f, text=text)
+    )
     bar.progress(1.0, text="Table 3 on the training, held-out and unseen images")
     unseen = (setup.verify_images, setup.verify_labels)
     table3 = {
@@ -97,7 +99,7 @@ def verify(losses: tuple[str, ...], dim: int, steps: int, seed: int) -> dict:
     bar.empty()
     return {
         "table3": table3,
-        "key": (losses, dim, steps, seed),
+        "key": (losses, dim, steps, seed, augment),
         "reports": {LOSS_NAMES[name]: report for name, report in result.reports.items()},
         "images": setup.verify_images,
         "people": len(setup.train_people),
@@ -127,7 +129,12 @@ with open_tab:
     steps = right.select_slider(
         "training steps", [100, 200, 300, 500, 800], OPEN_SET_STEPS, key="faces_open_steps"
     )
-    key = (tuple(open_losses), open_dim, steps, config.seed)
+    augment = st.checkbox(
+        "augment the training faces (random flips and shifts of up to 2 pixels)",
+        value=True,
+        key="faces_open_augment",
+    )
+    key = (tuple(open_losses), open_dim, steps, config.seed, augment)
     if st.button("Run the open-set experiment", type="primary", disabled=not open_losses):
         st.session_state["faces_open"] = verify(*key)
     result = st.session_state.get("faces_open")

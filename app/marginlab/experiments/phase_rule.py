@@ -21,10 +21,12 @@ The rule, first match wins (PHASES in this order; the thresholds are the constan
 2. "collapsed"      in some seed a class is recognised on < 10 % of its images, or the accuracy
                     is at most twice chance: classes were squeezed out;
 3. "unstable"       the seeds' accuracies differ by more than 15 points;
-4. "margin too large"  fewer than half the images (mean over seeds) meet the margin the loss
+4. "underfits"      the mean p_true is below 0.5: right, but never sure (scale too small). It
+                    comes before the margin: where s is this small the loss cannot enforce any
+                    margin, so an unmet margin is the scale's doing;
+5. "margin too large"  fewer than half the images (mean over seeds) meet the margin the loss
                     asks for: the classes have no room for it (e.g. ArcFace m ≥ 36° = 0.63 rad
                     for ten classes on a circle);
-5. "underfits"      the mean p_true is below 0.5: right, but never sure (scale too small);
 6. "works".
 """
 
@@ -43,8 +45,8 @@ PHASES: tuple[str, ...] = (
     "NaN",
     "collapsed",
     "unstable",
-    "margin too large",
     "underfits",
+    "margin too large",
     "works",
 )
 NOT_RUN = "not run"
@@ -111,10 +113,10 @@ def classify(seeds: Sequence[Mapping[str, float]]) -> str:
         return "collapsed"
     if max(accuracy) - min(accuracy) > MAX_SPREAD:
         return "unstable"
-    if statistics.fmean(run["margin_met"] for run in seeds) < MIN_MARGIN_MET:
-        return "margin too large"
     if statistics.fmean(run["p_true"] for run in seeds) < MIN_P_TRUE:
         return "underfits"
+    if statistics.fmean(run["margin_met"] for run in seeds) < MIN_MARGIN_MET:
+        return "margin too large"
     return "works"
 
 

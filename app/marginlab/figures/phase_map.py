@@ -16,12 +16,12 @@ import plotly.graph_objects as go
 
 from marginlab.figures.style import BAND_GREY, base_layout, f32, fast_figure, trace
 
-# In the order of phase_rule.PHASES, plus the cells still to run. Colour-blind-safe hues; the
-# text in each cell repeats the phase's initial, so the map reads without colour too.
+# phase_rule.PHASES from the best to the worst, then the cells still to run. Colour-blind-safe
+# hues; each cell's text names its phase, so the map reads without colour too.
 PHASE_COLORS: dict[str, str] = {
     "works": "#1a9850",
-    "underfits": "#fdae61",
     "margin too large": "#4575b4",
+    "underfits": "#fdae61",
     "unstable": "#b07aa1",
     "collapsed": "#4d4d4d",
     "NaN": "#d73027",
