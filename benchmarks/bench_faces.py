@@ -4,6 +4,7 @@
 Run: python benchmarks/bench_faces.py [--seeds 0,1,2] [--steps N] [--threads N] [--no-augment]
      [--s S] [--m2 M] [--train-people N]
      python benchmarks/bench_faces.py --sweep [--seeds 0,1,2,3,4] [--only name,...] [--jsonl F]
+     python benchmarks/bench_faces.py --push [--steps 600]
 
 Trains the losses in lock-step on 30 Olivetti people (faces.run_open_set with its defaults)
 and verifies pairs of the 10 held-out people: prints the wall time of each seed and, per loss,
@@ -16,6 +17,10 @@ asserted (DESIGN.md §5).
 --sweep trains softmax and ArcFace only, for every setting in SETTINGS (embedding size, steps,
 s, m, augmentation, training people), and ends with one summary line per setting; --jsonl
 appends every seed's numbers to a file (benchmarks/README.md quotes them).
+
+--push follows one softmax run on the 30 training people: every 50 steps the cross-entropy of
+the training faces (eval mode, no augmentation), their accuracy, mean feature length ‖x‖, mean
+angle θ_y to their own weight and mean ‖W‖ — does softmax stop pushing once they are separated?
 
 Data: ../shared/data (the reference copy beside the repository) when present, else the usual
 cache (downloads Olivetti, 1.4 MB, on first use).
@@ -31,15 +36,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+import torch.nn.functional as F
 
 from marginlab.experiments.faces import (
     FACE_LOSSES,
     OPEN_SET_DIM,
     OPEN_SET_STEPS,
     OPEN_SET_TRAIN_PEOPLE,
+    open_set_config,
     run_open_set,
 )
+from marginlab.geometry.angles import target_angles
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 # What --sweep measures: each setting changes one thing of the default (d = 32, 300 steps,
@@ -78,6 +87,7 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--sweep", action="store_true", help="softmax vs ArcFace, all SETTINGS")
     parser.add_argument("--only", default="", help="with --sweep: these settings only")
     parser.add_argument("--jsonl", type=Path, help="append every seed's numbers to this file")
+    parser.add_argument("--push", action="store_true", help="follow one softmax run")
     return parser.parse_args()
 
 
@@ -158,10 +168,38 @@ def _summary(name: str, gaps: dict[str, list[float]]) -> str:
     return f"{name:<16} " + ", ".join(parts)
 
 
+def softmax_push(steps: int, seed: int, data_home) -> None:
+    """What softmax does to the training faces once they are separated (see the module doc)."""
+    setup = open_set_config(("softmax",), steps=steps, seed=seed, data_home=data_home)
+    comparison = setup.comparison(augment=True)
+    run = comparison.runs["softmax"]
+    images, labels = np.array(setup.dataset.train_images), np.array(setup.dataset.train_labels)
+    print(f"softmax, {setup.configs[0].dim}-D, 30 Olivetti people, seed {seed}, {steps} steps")
+    print(f"{'step':>5} {'train loss':>11} {'acc':>6} {'mean |x|':>9} {'θ_y °':>6} {'|W|':>5}")
+    while run.steps < steps:
+        comparison.step(min(50, steps - run.steps))
+        features = run.embed(images)
+        weights = run.head.class_weights().float().cpu().numpy()
+        with torch.no_grad():
+            logits = run.head.plain_logits(torch.from_numpy(features))
+            loss = float(F.cross_entropy(logits.double(), torch.from_numpy(labels)))
+        accuracy = float((logits.argmax(1).numpy() == labels).mean())
+        theta = np.degrees(target_angles(features, labels, weights).mean())
+        print(
+            f"{run.steps:5d} {loss:11.6f} {accuracy:6.3f} "
+            f"{np.linalg.norm(features, axis=1).mean():9.2f} {theta:6.1f} "
+            f"{np.linalg.norm(weights, axis=1).mean():5.2f}"
+        )
+
+
 def main() -> None:
     args = _arguments()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.push:
+        data_home = SHARED_DATA if SHARED_DATA.is_dir() else None
+        softmax_push(args.steps, int(args.seeds.split(",")[0]), data_home)
+        return
     seeds = [int(seed) for seed in args.seeds.split(",")]
     if args.sweep:
         chosen = [n.strip() for n in args.only.split(",") if n.strip()] or list(SETTINGS)

@@ -157,3 +157,29 @@ def test_the_default_arcface_grid_shows_phases_besides_works():
         assert s in pm.DEFAULT_S and m in pm.DEFAULT_M["m2"]
     assert seen == cells
     assert len(set(seen.values()) - {"works"}) >= 2
+
+
+def test_the_page_shows_a_stopped_map_from_the_cache(tmp_path, monkeypatch):
+    """Two real runs of the page's own setup, then the sweep is stopped: the page draws those
+    cells at once (the rest "not run") and explains its rule."""
+    from pathlib import Path
+
+    from streamlit.testing.v1 import AppTest
+
+    monkeypatch.setenv("MARGINLAB_CACHE", str(tmp_path))
+
+    def stop_after_two(done, total, text):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        pm.phase_map(progress=stop_after_two)  # the defaults are what the page asks for
+    page = Path(__file__).resolve().parents[1] / "app" / "views" / "phase_map.py"
+    at = AppTest.from_file(str(page), default_timeout=120).run()
+    assert not at.exception, at.exception
+    [chart] = at.get("plotly_chart")
+    spec = json.loads(chart.proto.spec)
+    assert "2 of 16 cells" in spec["layout"]["title"]["subtitle"]["text"]
+    texts = [text for row in spec["data"][0]["text"] for text in row]
+    assert sum(bool(text) for text in texts) == 2
+    assert any("**margin too large**" in text.value for text in at.markdown)  # the rule
