@@ -38,7 +38,9 @@ from plotly.offline import get_plotlyjs_version
 from streamlit import config as st_config
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-__all__ = ["figure_json", "live_plotly", "plotly_js_url"]
+from marginlab.figures.text_fit import fit_text_js, split_caption
+
+__all__ = ["caption_markdown", "figure_json", "live_plotly", "plotly_js_url"]
 
 _FRONTEND = Path(__file__).resolve().parent / "live_plot_frontend"
 PLOTLY_JS = Path(plotly.__file__).resolve().parent / "package_data" / "plotly.min.js"
@@ -63,7 +65,8 @@ _component = st.components.v2.component(
     "marginlab_live_plotly",
     html='<div class="live-plotly"></div>',
     css=".live-plotly { width: 100%; }",
-    js=_compact_js((_FRONTEND / "live_plotly.js").read_text(encoding="utf-8")),
+    # fit_text.js first: its functions wrap long texts to the plot's width on every update.
+    js=_compact_js(fit_text_js() + (_FRONTEND / "live_plotly.js").read_text(encoding="utf-8")),
     # plotly.js puts its stylesheet into document.head; a shadow root would hide it.
     isolate_styles=False,
 )
@@ -152,6 +155,7 @@ def live_plotly(
     height: int = 480,
     camera_key: str | None = None,
     config: Mapping[str, Any] | None = None,
+    caption: bool = True,
 ) -> None:
     """Show ``fig`` and update it in place on every rerun, keeping camera and zoom.
 
@@ -173,7 +177,14 @@ def live_plotly(
     config
         plotly.js config, merged over ``{"responsive": True, "displaylogo": False}``; the
         modebar (with its PNG download button) stays on by default.
+    caption
+        The figure's subtitle is always taken out of the plot (plotly cannot wrap it); with
+        ``caption`` it is shown under the plot as page text, which wraps. Pass False where
+        the page explains a row of alike panels once.
     """
+    text = None
+    if isinstance(fig, go.Figure):
+        text = split_caption(fig)
     meta = {
         "key": key,
         # Microseconds: fits a JS number exactly; lets the frontend drop out-of-order calls.
@@ -188,3 +199,12 @@ def live_plotly(
     head = json.dumps(meta, separators=(",", ":"))[:-1]
     payload = f'{head},"fig":{figure_json(fig)}}}'.encode()
     _component(key=key, data=payload, height=int(height), width="stretch")
+    if caption and text:
+        st.caption(caption_markdown(text))
+
+
+def caption_markdown(text: str) -> str:
+    """Plain caption text made safe for st.caption's markdown (W_j must not start italics)."""
+    for char in ("\\", "_", "*", "$", "#"):
+        text = text.replace(char, "\\" + char)
+    return text.replace("<br>", "  \n")

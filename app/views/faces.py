@@ -18,6 +18,7 @@ from marginlab.experiments.faces import (
 from marginlab.figures.verification import pair_angle_panels, roc_figure
 from ui.controls import LOSS_NAMES
 from ui.live import live_training, run_every, transport
+from ui.live_plot import live_plotly
 from ui.panels import metrics_table, show_figures
 from ui.state import page_setup
 from ui.table3 import definitions_caption, table3_frame
@@ -163,8 +164,8 @@ with open_tab:
         table3 = pd.concat(frames, ignore_index=True)
         st.dataframe(table3[["loss", *table3.columns[:-1]]], hide_index=True, width="stretch")
         definitions_caption()
-        st.plotly_chart(roc_figure(reports), key="faces_roc")
-        st.plotly_chart(pair_angle_panels(reports), key="faces_pairs")
+        live_plotly(roc_figure(reports), key="faces_roc")
+        live_plotly(pair_angle_panels(reports), key="faces_pairs")
         chosen = st.selectbox("hardest pairs of", list(reports), key="faces_hard_loss")
         report = reports[chosen]
         images = result["images"]

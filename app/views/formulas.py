@@ -7,6 +7,7 @@ from marginlab.figures.style import margin_of
 from marginlab.lab_state import run_config
 from marginlab.losses.formulas import loss_formula
 from ui.controls import LOSS_NAMES, margin_controls
+from ui.live_plot import live_plotly
 from ui.state import page_setup
 
 config = page_setup("formulas")
@@ -25,10 +26,10 @@ if formula.note:
     st.info(formula.note)
 
 curve = {"loss": config.loss, **params, "label": LOSS_NAMES[config.loss]}
-st.plotly_chart(target_logit_figure(curve), key="formula_curve")
+live_plotly(target_logit_figure(curve), key="formula_curve")
 left, right = st.columns(2)
 with left:
     probability = target_probability_figure(config.loss, params["s"], **margin_of(params))
-    st.plotly_chart(probability, key="formula_probability")
+    live_plotly(probability, key="formula_probability")
 with right:
-    st.plotly_chart(binary_boundary_figure(), key="formula_boundaries")
+    live_plotly(binary_boundary_figure(), key="formula_boundaries")

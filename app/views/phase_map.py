@@ -15,6 +15,7 @@ from marginlab.experiments.phase_map import (
 from marginlab.experiments.phase_rule import PHASES, WHY
 from marginlab.figures import phase_map_figure
 from ui.controls import LOSS_NAMES
+from ui.live_plot import live_plotly
 from ui.state import page_setup
 
 config = page_setup("phase-map")
@@ -72,8 +73,13 @@ chart = st.empty()
 note = st.empty()
 
 
+drawn = iter(range(10**6))  # one key per draw in this run: the map is redrawn as runs end
+
+
 def draw(result: dict) -> None:
-    chart.plotly_chart(phase_map_figure(result, margin_name=margin_name), key=None)
+    with chart.container():
+        figure = phase_map_figure(result, margin_name=margin_name)
+        live_plotly(figure, key=f"phase_map_{next(drawn)}", height=560)
     if result.get("notes"):  # a damaged cache file, recomputed: say so once under the map
         note.info(" ".join(result["notes"]), icon=":material/info:")
 

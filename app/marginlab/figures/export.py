@@ -14,6 +14,7 @@ import plotly.graph_objects as go
 from marginlab.figures.leads import lead_histogram_figure
 from marginlab.figures.sphere import band_width_hint, projection_figure, sphere_figure
 from marginlab.figures.style import UIREVISION, base_layout, fast_figure, margin_label, margin_of
+from marginlab.figures.text_fit import caption_html, fit_post_script, split_caption
 from marginlab.figures.views import circle_figure, raw_feature_figure
 from marginlab.geometry.regions import pca_to_3d, subdivisions_for_band
 
@@ -134,9 +135,19 @@ def compare_views(
     return small_multiples(figures, titles, cols, title=title or f"{view} view, side by side")
 
 
-def figure_html(fig: go.Figure) -> str:
-    """A self-contained HTML page of `fig` (plotly.js embedded, no network needed to open it)."""
-    return fig.to_html(include_plotlyjs=True, full_html=True, config=HTML_CONFIG)
+def figure_html(fig: go.Figure, *, auto_play: bool = True) -> str:
+    """A self-contained HTML page of `fig` (plotly.js embedded, no network needed to open it):
+    its caption as a paragraph under it, its long texts wrapped to the window (text_fit)."""
+    fig = go.Figure(fig)  # a copy: the caller's figure keeps its caption
+    caption = split_caption(fig)
+    page = fig.to_html(
+        include_plotlyjs=True,
+        full_html=True,
+        config=HTML_CONFIG,
+        auto_play=auto_play,
+        post_script=fit_post_script(),
+    )
+    return page.replace("</body>", caption_html(caption) + "</body>", 1)
 
 
 def figure_to_html(fig: go.Figure, path: str | os.PathLike) -> Path:
@@ -162,8 +173,7 @@ def replay_html(
     **options,
 ) -> str:
     """`replay_figure` as a self-contained, offline HTML page; written to `path` if given."""
-    fig = replay_figure(snapshots, **options)
-    html = fig.to_html(include_plotlyjs=True, full_html=True, config=HTML_CONFIG, auto_play=False)
+    html = figure_html(replay_figure(snapshots, **options), auto_play=False)
     if path is not None:
         Path(path).write_text(html, encoding="utf-8")
     return html

@@ -105,29 +105,51 @@ def discrete_colorscale(colors: Sequence[str]) -> list[list]:
     return scale
 
 
-# Class legend under the plot, in rows: an equal-aspect circle or sphere keeps the width.
-CLASS_LEGEND: dict = {
+# Legends go under the plot, in rows, anchored to the figure's bottom edge (yref "container"):
+# plotly then grows the bottom margin to fit them, below the x-axis title, and the plot keeps
+# its width (an equal-aspect circle or sphere would shrink beside a legend on the right).
+BOTTOM_LEGEND: dict = {
     "itemsizing": "constant",
-    "title": {"text": "Classes"},
     "orientation": "h",
-    "yanchor": "top",
-    "y": -0.14,
+    "yref": "container",
+    "y": 0.0,
+    "yanchor": "bottom",
     "x": 0.0,
+    "xanchor": "left",
 }
+CLASS_LEGEND: dict = {**BOTTOM_LEGEND, "title": {"text": "Classes"}}
 
 
 def base_layout(title: str, subtitle: str | None = None, **extra) -> dict:
-    """Layout shared by all figures: title (+ subtitle), white template, constant uirevision."""
+    """Layout shared by all figures: title (+ subtitle), white template, constant uirevision.
+
+    Room is made by plotly itself (automargin) for whatever the browser needs: the title sits
+    just above the plot area and pushes the top margin for as many lines as it wraps to (the
+    app wraps long texts to the figure's width: fit_text.js), axes push theirs for wrapped
+    titles and long tick labels, and the legend sits under it all.
+    """
     layout: dict = {
-        "title": {"text": title, "x": 0.01, "xanchor": "left"},
+        "title": {
+            "text": title,
+            "x": 0.01,
+            "xanchor": "left",
+            "yref": "paper",
+            "y": 1.0,
+            "yanchor": "bottom",
+            "automargin": True,
+            "pad": {"b": 12},
+        },
         "template": TEMPLATE,
         "uirevision": UIREVISION,
-        "margin": {"l": 60, "r": 20, "t": 80 if subtitle else 60, "b": 55},
-        "legend": {"itemsizing": "constant"},
+        "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
+        "legend": BOTTOM_LEGEND,
     }
     if subtitle:
         layout["title"]["subtitle"] = {"text": subtitle}
     layout.update(extra)
+    for name, axis in layout.items():
+        if name[:5] in ("xaxis", "yaxis") and isinstance(axis, dict):
+            layout[name] = {"automargin": True, **axis}
     return layout
 
 

@@ -219,12 +219,17 @@ async function pump(div) {
     // legend clicks) across react calls while uirevision is unchanged.
     if (fig.layout.uirevision === undefined) fig.layout.uirevision = "live_plotly";
     joinGroup(div, msg.camera_key, fig);
+    // Long texts wrapped to this plot's width (fit_text.js): the last wrapping goes in with
+    // the update, and a second pass only runs when a text or the width changed.
+    st.fitSource = fitSource(fig.layout, fig.data);
+    fitApply(st.fitPlan, fig.layout, fig.data);
     await Plotly.react(div, {
       data: fig.data ?? [],
       layout: fig.layout,
       frames: fig.frames,
       config: { responsive: true, displaylogo: false, ...(msg.config ?? {}) },
     });
+    st.fitPlan = await fitFigure(div, st.fitSource);
     if (!st.bound) {
       bindPlotEvents(div);
       st.bound = true;
@@ -272,13 +277,21 @@ function initDiv(div) {
     windowListeners: [],
     uirevision: undefined,
     resizeObserver: null,
+    fitSource: null,
+    fitPlan: null,
   };
   div.__lp = st;
   // plotly's `responsive` only follows window resizes; a plot that first rendered in a
   // hidden tab or a collapsed expander must also be resized when its box changes.
   st.resizeObserver = new ResizeObserver(() => {
     if (!div._fullLayout || st.dragging || div.offsetWidth === 0) return;
-    Promise.resolve(window.Plotly?.Plots.resize(div)).catch(() => {});
+    Promise.resolve(window.Plotly?.Plots.resize(div))
+      .then(async () => {
+        if (st.fitSource && !st.busy && div.__lp === st) {
+          st.fitPlan = await fitFigure(div, st.fitSource);
+        }
+      })
+      .catch(() => {});
   });
   st.resizeObserver.observe(div);
   div.addEventListener(

@@ -1,0 +1,177 @@
+// Fits a plotly figure's long texts to the room they get in the browser (no imports, no exports:
+// ui/live_plot.py prepends this file to its component script; figures/export.py runs it in
+// exported HTML pages).
+//
+// Only the browser knows how wide a figure is (a third of a 1280 px laptop, half of a 1600 px
+// projector, a whole exported page), so titles, axis titles, panel titles and legend entries
+// are wrapped here, at word boundaries, to the width they are given; plotly's own automargin
+// then makes room for the extra lines. The figure JSON from Python stays unwrapped.
+
+const FIT_PAD = 12; // px kept free at a text's ends
+const FIT_MIN = 60; // never wrap to less than this (a word per line helps nobody)
+const FIT_LEGEND_SYMBOL = 48; // a legend entry's symbol and gaps before its text
+const FIT_RIGHT_LEGEND = 0.34; // a vertical legend may take this share of the width
+let fitCanvas = null;
+
+function fitTextWidth(text, font) {
+  fitCanvas ??= document.createElement("canvas").getContext("2d");
+  const weight = font?.weight ?? "normal";
+  fitCanvas.font = `${weight} ${font?.size ?? 12}px ${font?.family ?? "sans-serif"}`;
+  return fitCanvas.measureText(text.replace(/<[^>]*>/g, "")).width;
+}
+
+// Greedy word wrap into lines of at most maxWidth px; explicit <br> are kept, words never
+// split. Text with other markup is left alone (a tag must not be cut in two).
+function fitWrap(text, font, maxWidth) {
+  if (typeof text !== "string" || !text) return text;
+  // "s = 16" stays on one line: no break next to "=".
+  const plain = text.replace(/<br\s*\/?>/gi, "\n").replace(/ = /g, "\u00a0=\u00a0");
+  if (plain.includes("<")) return text;
+  const limit = Math.max(maxWidth, FIT_MIN);
+  return plain
+    .split("\n")
+    .map((paragraph) => {
+      const lines = [];
+      let line = "";
+      for (const word of paragraph.split(" ")) {
+        const candidate = line ? `${line} ${word}` : word;
+        if (line && fitTextWidth(candidate, font) > limit) {
+          lines.push(line);
+          line = word;
+        } else {
+          line = candidate;
+        }
+      }
+      lines.push(line);
+      return lines.join("<br>");
+    })
+    .join("<br>")
+    .replace(/\u00a0/g, " ");
+}
+
+function fitGet(obj, path) {
+  return path.split(".").reduce((o, k) => (o == null ? undefined : o[k]), obj);
+}
+
+// The width each text may take, read from the drawn figure (margins after automargin).
+function fitRooms(gd, source) {
+  const fl = gd._fullLayout;
+  const size = fl._size;
+  const rooms = [];
+  const titleX = fl.title?.xref === "paper" ? size.l + (fl.title.x ?? 0.5) * size.w : (fl.title?.x ?? 0.5) * fl.width;
+  const anchor = fl.title?.xanchor;
+  const titleRoom =
+    anchor === "left" ? fl.width - titleX : anchor === "right" ? titleX : 2 * Math.min(titleX, fl.width - titleX);
+  rooms.push(["title.text", titleRoom - FIT_PAD, fl.title?.font]);
+  rooms.push(["title.subtitle.text", titleRoom - FIT_PAD, fl.title?.subtitle?.font]);
+  for (const name of Object.keys(fl)) {
+    if (!/^[xy]axis\d*$/.test(name) || !fl[name]?._length) continue;
+    // The axis's whole domain, not its drawn length: an equal-aspect axis is drawn shorter,
+    // and wrapping to that would take height, shorten it further and spiral.
+    const [lo, hi] = fitGet(source.layout, `${name}.domain`) ?? [0, 1];
+    const span = (hi - lo) * (name[0] === "x" ? size.w : size.h);
+    rooms.push([`${name}.title.text`, Math.max(span, fl[name]._length) - FIT_PAD, fl[name].title?.font]);
+  }
+  (fl.annotations ?? []).forEach((ann, k) => {
+    if (ann.xref !== "paper" || ann.showarrow) return;
+    // A panel title: the panel whose x domain holds it; else the whole plot width.
+    const panel = Object.keys(fl)
+      .filter((n) => /^xaxis\d*$/.test(n) && fl[n].domain)
+      .map((n) => fl[n].domain)
+      .find(([lo, hi]) => ann.x >= lo - 1e-6 && ann.x <= hi + 1e-6);
+    const room = panel ? (panel[1] - panel[0]) * size.w + 0.5 * FIT_PAD : size.w;
+    rooms.push([`annotations.${k}.text`, room - FIT_PAD, ann.font]);
+  });
+  const legend = fl.legend ?? {};
+  const legendRoom =
+    legend.orientation === "h" ? fl.width - FIT_LEGEND_SYMBOL - FIT_PAD : FIT_RIGHT_LEGEND * fl.width - FIT_LEGEND_SYMBOL;
+  return { rooms, legendRoom, legendFont: legend.font };
+}
+
+// Panel titles (annotations above the plot area) need room between the figure title and
+// the plot: the title's bottom pad, grown to the tallest of them as drawn.
+function fitPanelTitleRoom(gd) {
+  let tallest = 0;
+  (gd._fullLayout.annotations ?? []).forEach((ann, k) => {
+    if (ann.yref !== "paper" || ann.y < 1 || ann.showarrow) return;
+    const el = gd.querySelector(`.annotation[data-index="${k}"]`);
+    if (el) tallest = Math.max(tallest, el.getBoundingClientRect().height);
+  });
+  return tallest;
+}
+
+// What the texts should read for these rooms: {layout: {path: [original, fitted]},
+// names: [[original, fitted]]}; keyed by the original, so a plan is never applied to a text
+// that has changed since.
+function fitPlan(source, gd) {
+  const { rooms, legendRoom, legendFont } = fitRooms(gd, source);
+  const layout = {};
+  for (const [path, room, font] of rooms) {
+    const text = fitGet(source.layout, path);
+    if (typeof text === "string" && text) layout[path] = [text, fitWrap(text, font, room)];
+  }
+  const panels = fitPanelTitleRoom(gd);
+  if (panels > 0 && source.layout.title) {
+    const pad = fitGet(source.layout, "title.pad.b") ?? 0;
+    layout["title.pad.b"] = [pad, Math.max(pad, Math.ceil(panels) + 8)];
+  }
+  const names = source.names.map((name) => [name, fitWrap(name, legendFont, legendRoom)]);
+  return { layout, names };
+}
+
+// The figure's original texts: what fitPlan wraps (never the wrapped ones).
+function fitSource(layout, data) {
+  return { layout: JSON.parse(JSON.stringify(layout ?? {})), names: (data ?? []).map((t) => t.name) };
+}
+
+function fitSet(obj, path, value) {
+  const keys = path.split(".");
+  const last = keys.pop();
+  let parent = obj;
+  for (const k of keys) {
+    if (parent[k] == null || typeof parent[k] !== "object") parent[k] = {};
+    parent = parent[k];
+  }
+  parent[last] = value;
+}
+
+// Writes a previous plan into a figure about to be drawn, where its texts are unchanged:
+// a live update then usually needs no second pass.
+function fitApply(plan, layout, data) {
+  if (!plan) return;
+  for (const [path, [original, fitted]] of Object.entries(plan.layout)) {
+    if ((fitGet(layout, path) ?? 0) === original) fitSet(layout, path, fitted);
+  }
+  (data ?? []).forEach((t, i) => {
+    const [original, fitted] = plan.names[i] ?? [];
+    if (t.name === original && fitted != null) t.name = fitted;
+  });
+}
+
+// Re-wraps the drawn figure `gd` until its texts fit (automargin moves the plot area, so a
+// second pass may wrap once more). Returns the plan, to apply before the next update.
+async function fitFigure(gd, source) {
+  let plan = null;
+  let updated = false;
+  for (let pass = 0; pass < 3 && gd._fullLayout; pass += 1) {
+    plan = fitPlan(source, gd);
+    const layoutUpdate = {};
+    for (const [path, [, fitted]] of Object.entries(plan.layout)) {
+      if (fitGet(gd.layout, path) !== fitted) layoutUpdate[path] = fitted;
+    }
+    const changed = [];
+    plan.names.forEach(([, fitted], i) => {
+      if (gd.data[i] && typeof fitted === "string" && gd.data[i].name !== fitted) changed.push(i);
+    });
+    if (!Object.keys(layoutUpdate).length && !changed.length) break;
+    const traceUpdate = changed.length ? { name: changed.map((i) => plan.names[i][1]) } : {};
+    await window.Plotly.update(gd, traceUpdate, layoutUpdate, changed.length ? changed : undefined);
+    updated = true;
+  }
+  if (updated && gd._fullLayout) {
+    // plotly.js places the title before automargin has grown the top margin for its new
+    // lines; any relayout places it again against the final margins.
+    await window.Plotly.relayout(gd, { "title.automargin": gd._fullLayout.title?.automargin ?? false });
+  }
+  return plan;
+}
