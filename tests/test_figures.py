@@ -28,6 +28,7 @@ from marginlab.figures import (
     target_probability_figure,
     training_curves_figure,
 )
+from marginlab.figures.training_curves import STAT_STYLE
 from marginlab.figures.views import BAND_NAME, MISCLASSIFIED_NAME
 from marginlab.geometry.regions import PLAIN_ARGMAX, REGION_LOSSES, icosphere, sphere_face_labels
 from marginlab.losses.margins import target_logit
@@ -322,8 +323,15 @@ def test_training_curves_from_rows_columns_and_several_runs():
     assert_clean(fig)
     rows = [{k: v[i] for k, v in cols.items()} for i in range(5)]
     assert len(training_curves_figure(rows).data) == 7
-    both = training_curves_figure({"ArcFace": cols, "CosFace": rows})
-    assert len(both.data) == 14 and any(t.name.startswith("CosFace: ") for t in both.data)
+    both = training_curves_figure({"ArcFace": cols, "CosFace": rows}, colors={"CosFace": "#2ca02c"})
+    drawn = [t for t in both.data if len(t.x)]
+    assert len(drawn) == 14 and any(t.name.startswith("CosFace: ") for t in drawn)
+    assert {t.line.color for t in drawn if t.name.startswith("CosFace: ")} == {"#2ca02c"}
+    # The legend names each run once and each line style once, not runs × quantities.
+    legend = [t.name for t in both.data if t.showlegend is not False]
+    assert legend == ["ArcFace", "CosFace", "train accuracy", "test accuracy"] + [
+        label for label, _ in STAT_STYLE.values()
+    ]
 
 
 def test_small_multiples_share_colours_axes_and_one_legend():

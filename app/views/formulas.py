@@ -26,10 +26,11 @@ if formula.note:
     st.info(formula.note)
 
 curve = {"loss": config.loss, **params, "label": LOSS_NAMES[config.loss]}
-live_plotly(target_logit_figure(curve), key="formula_curve")
 left, right = st.columns(2)
 with left:
+    live_plotly(target_logit_figure(curve), key="formula_curve")
+with right:
     probability = target_probability_figure(config.loss, params["s"], **margin_of(params))
     live_plotly(probability, key="formula_probability")
-with right:
-    live_plotly(binary_boundary_figure(), key="formula_boundaries")
+# Five square panels in a row need the page's whole width to stay readable.
+live_plotly(binary_boundary_figure(), key="formula_boundaries")

@@ -73,7 +73,6 @@ def _two_axis_layout(title: str, subtitle: str, x_title: str, y_title: str, **x:
         yaxis={"title": {"text": "samples"}, "side": "right", "showgrid": False,
                "rangemode": "tozero"},
         yaxis2={"title": {"text": y_title}, "overlaying": "y", "side": "left"},
-        legend={"x": 1.08},
     )  # fmt: skip
 
 
@@ -161,8 +160,12 @@ def running_state_figure(
         "Updated in each training step before it is used; eval never changes it.",
         xaxis={"title": {"text": "step"}},
         yaxis={"title": {"text": titles[0]}},
-        legend={"x": 1.08},
     )
     if len(titles) > 1:
-        layout["yaxis2"] = {"title": {"text": titles[1]}, "overlaying": "y", "side": "right"}
+        layout["yaxis2"] = {
+            "title": {"text": titles[1]},
+            "overlaying": "y",
+            "side": "right",
+            "automargin": True,
+        }
     return fast_figure(traces, layout)

@@ -12,11 +12,13 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from marginlab.figures.loss_colors import loss_color
 from marginlab.figures.style import (
     BAND_GREY,
     PALETTE,
     base_layout,
     class_colors,
+    empty_legend_entry,
     f32,
     fast_figure,
     margin_label,
@@ -31,6 +33,8 @@ from marginlab.losses.margins import target_logit_np
 from marginlab.losses.registry import loss_spec
 
 THETA_DEG = np.linspace(0.0, 180.0, 361)  # 0.5° steps: 20°, 30°, 45°, 60°… lie on the grid
+PAPER_GREY = "#64748b"  # the reference curves recede behind the current ones
+PAPER_ENTRY = "ArcFace paper, Fig. 4b (dotted; hover for each)"
 
 # The curves of the ArcFace paper's Fig. 4b (Deng et al., CVPR 2019), drawn for reference.
 PAPER_CURVES: tuple[dict, ...] = (
@@ -89,7 +93,12 @@ def target_logit_figure(
             )
         )
     if show_paper_curves:
-        for k, spec in enumerate(PAPER_CURVES):
+        # Seven reference curves, one legend entry: seven entries took half the panel. Each
+        # names itself on hover, and one click on the entry hides or shows them all.
+        entry = empty_legend_entry(PAPER_ENTRY, PAPER_GREY)
+        entry.update(mode="lines", line={"color": PAPER_GREY, "width": 1.2, "dash": "dot"})
+        traces.append({**entry, "legendgroup": "paper", "yaxis": "y2"})
+        for spec in PAPER_CURVES:
             traces.append(
                 trace(
                     "scatter",
@@ -98,14 +107,19 @@ def target_logit_figure(
                     mode="lines",
                     name=f"paper: {spec['label']}",
                     legendgroup="paper",
-                    legendgrouptitle={"text": "ArcFace paper, Fig. 4b"},
-                    line={"color": PALETTE[k], "width": 1.2, "dash": "dot"},
-                    opacity=0.7,
+                    showlegend=False,
+                    line={"color": PAPER_GREY, "width": 1.2, "dash": "dot"},
+                    opacity=0.8,
+                    hovertemplate="θ = %{x}°: ψ = %{y:.4f}<extra>paper: "
+                    + spec["label"]
+                    + "</extra>",
                     yaxis="y2",
                 )
             )
-    for k, spec in enumerate(specs):
+    for spec in specs:
         label = spec.get("label") or margin_label(spec["loss"], **margin_of(spec))
+        # One loss alone is black, as in the paper; several get their loss colours.
+        color = "#111111" if len(specs) == 1 else loss_color(spec["loss"])
         traces.append(
             trace(
                 "scatter",
@@ -113,9 +127,7 @@ def target_logit_figure(
                 y=f32(_psi(spec, cos)),
                 mode="lines",
                 name=label,
-                legendgroup="current",
-                legendgrouptitle={"text": "Current settings"},
-                line={"color": "#111111" if k == 0 else PALETTE[k % len(PALETTE)], "width": 3},
+                line={"color": color, "width": 3},
                 hovertemplate="θ = %{x}°: ψ = %{y:.4f}<extra>" + label + "</extra>",
                 yaxis="y2",
             )
@@ -124,7 +136,6 @@ def target_logit_figure(
         title or "Target logit vs angle θ (ArcFace paper, Fig. 4)",
         "ψ(θ) before scaling by s: the logit the true class gets when the feature sits at θ "
         "from its weight. Bars: where the probe samples are now.",
-        legend={"groupclick": "toggleitem", "x": 1.08},
         xaxis={
             "title": {"text": "θ between feature and its class weight (degrees)"},
             "range": [0, 180],
@@ -168,7 +179,8 @@ def binary_boundary_figure(
     """
     panels = list(panels)
     titles = [p.get("label") or margin_label(p["loss"], **margin_of(p)) for p in panels]
-    axes, refs = subplot_row(titles, spacing=0.02)
+    # Gaps wide enough that one panel's "180" and the next one's "0" do not read "1800".
+    axes, refs = subplot_row(titles, spacing=0.05)
     t = np.linspace(0.0, 180.0, 361)
     c1, c2 = PALETTE[0], PALETTE[1]
     traces: list = []
@@ -236,9 +248,7 @@ def binary_boundary_figure(
         title or "Binary decision margins in the (θ1, θ2) plane (ArcFace paper, Fig. 5)",
         "θ1, θ2: angles from a feature to W1 and W2. Class 1 wins where s·ψ(θ1) > s·cos θ2 "
         "(s cancels). Softmax assumes equal weight norms and no bias.",
-        legend={"orientation": "h", "y": -0.22},
         height=430,
-        margin={"l": 60, "r": 20, "t": 120, "b": 40},
         **axes,
     )
     return fast_figure(traces, layout)
@@ -363,6 +373,5 @@ def pair_angle_figure(
             "tickvals": list(range(0, 181, 30)),
         },
         yaxis={"title": {"text": "fraction of pairs"}, "tickformat": ".0%"},
-        legend={"orientation": "h", "y": -0.2},
     )
     return fast_figure(traces, layout)

@@ -83,8 +83,15 @@ function fitRooms(gd, source) {
     rooms.push([`annotations.${k}.text`, room - FIT_PAD, ann.font]);
   });
   const legend = fl.legend ?? {};
+  // A horizontal legend starts at its x; its title, if any, takes the start of each row.
+  const left = legend.xref === "container" ? (legend.x ?? 0) * fl.width : size.l + (legend.x ?? 0) * size.w;
+  const titleBox = gd.querySelector(".legend .legendtitletext")?.getBoundingClientRect();
+  const besideTitle = titleBox && !String(legend.title?.side ?? "left").startsWith("top");
+  const legendTitle = besideTitle ? titleBox.width + FIT_PAD : 0;
   const legendRoom =
-    legend.orientation === "h" ? fl.width - FIT_LEGEND_SYMBOL - FIT_PAD : FIT_RIGHT_LEGEND * fl.width - FIT_LEGEND_SYMBOL;
+    legend.orientation === "h"
+      ? fl.width - left - legendTitle - FIT_LEGEND_SYMBOL - FIT_PAD
+      : FIT_RIGHT_LEGEND * fl.width - FIT_LEGEND_SYMBOL;
   return { rooms, legendRoom, legendFont: legend.font };
 }
 
@@ -152,7 +159,7 @@ function fitApply(plan, layout, data) {
 // second pass may wrap once more). Returns the plan, to apply before the next update.
 async function fitFigure(gd, source) {
   let plan = null;
-  let updated = false;
+  let titled = false;
   for (let pass = 0; pass < 3 && gd._fullLayout; pass += 1) {
     plan = fitPlan(source, gd);
     const layoutUpdate = {};
@@ -166,9 +173,9 @@ async function fitFigure(gd, source) {
     if (!Object.keys(layoutUpdate).length && !changed.length) break;
     const traceUpdate = changed.length ? { name: changed.map((i) => plan.names[i][1]) } : {};
     await window.Plotly.update(gd, traceUpdate, layoutUpdate, changed.length ? changed : undefined);
-    updated = true;
+    titled ||= "title.text" in layoutUpdate || "title.pad.b" in layoutUpdate;
   }
-  if (updated && gd._fullLayout) {
+  if (titled && gd._fullLayout) {
     // plotly.js places the title before automargin has grown the top margin for its new
     // lines; any relayout places it again against the final margins.
     await window.Plotly.relayout(gd, { "title.automargin": gd._fullLayout.title?.automargin ?? false });

@@ -128,7 +128,6 @@ def lead_histogram_figure(
         yaxis={"title": {"text": "number of samples"}},
         shapes=shapes,
         annotations=annotations,
-        legend={"orientation": "h", "y": -0.2},
     )
     return fast_figure(traces, layout)
 

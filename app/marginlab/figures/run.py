@@ -24,7 +24,8 @@ from marginlab.figures import (
     training_curves_figure,
 )
 from marginlab.figures.leads import lead_histogram_figure, lowest_class_text, summary_for
-from marginlab.figures.style import margin_label, margin_of
+from marginlab.figures.loss_colors import loss_color
+from marginlab.figures.style import LOSS_NAMES, margin_label, margin_of
 from marginlab.geometry.angles import target_angles
 from marginlab.training.snapshots import Snapshot
 
@@ -105,7 +106,11 @@ def probability_figure(snap: Snapshot, params: Mapping[str, Any], *, n_classes: 
 def curves_figure(history: Sequence[Snapshot] | Mapping[str, Sequence[Snapshot]]) -> go.Figure:
     """Loss, accuracy and Table-3 angles over the snapshot history (one run or several)."""
     if isinstance(history, Mapping):
-        return training_curves_figure({k: [s.metrics() for s in v] for k, v in history.items()})
+        # Runs come named by their loss's label: each is drawn in its loss's colour.
+        loss_of = {label: loss for loss, label in LOSS_NAMES.items()}
+        colors = {name: loss_color(loss_of.get(name, name)) for name in history}
+        runs = {k: [s.metrics() for s in v] for k, v in history.items()}
+        return training_curves_figure(runs, colors=colors)
     return training_curves_figure([s.metrics() for s in history])
 
 

@@ -168,7 +168,7 @@ def _sphere_layout(title: str, subtitle: str, axis_prefix: str = "x̂") -> dict:
             "camera": {"eye": {"x": 1.0, "y": 1.0, "z": 0.65}},  # close: the sphere fills the panel
         },
         legend=CLASS_LEGEND,
-        margin={"l": 0, "r": 0, "t": 80, "b": 0},
+        margin={"l": 0, "r": 0, "t": 30, "b": 0},
     )
 
 

@@ -114,10 +114,12 @@ BOTTOM_LEGEND: dict = {
     "yref": "container",
     "y": 0.0,
     "yanchor": "bottom",
+    "xref": "container",
     "x": 0.0,
     "xanchor": "left",
 }
-CLASS_LEGEND: dict = {**BOTTOM_LEGEND, "title": {"text": "Classes"}}
+# Its title on a row of its own: beside the entries plotly.js lets the first row overflow.
+CLASS_LEGEND: dict = {**BOTTOM_LEGEND, "title": {"text": "Classes", "side": "top"}}
 
 
 def base_layout(title: str, subtitle: str | None = None, **extra) -> dict:

@@ -29,6 +29,24 @@ STAT_STYLE = {  # ArcFace paper Table 3 names
 }
 
 
+ACCURACY_STYLE = (("train_acc", "train", "solid"), ("test_acc", "test", "dash"))
+STYLE_INK = "#475569"  # legend entries that explain a line style, not a run
+
+
+def _legend_line(name: str, color: str, dash: str, *, group: str | None = None) -> dict:
+    """A legend-only line entry (no data): a run's colour, or what a line style means."""
+    return trace(
+        "scatter",
+        x=f32([]),
+        y=f32([]),
+        mode="lines",
+        name=name,
+        legendgroup=group or f"style: {name}",
+        line={"color": color, "dash": dash, "width": 2.5},
+        hoverinfo="skip",
+    )
+
+
 def history_columns(history: History) -> dict[str, np.ndarray]:
     """Columns (float64 arrays) from either a dict of lists or a list of snapshot-like dicts."""
     if isinstance(history, Mapping):
@@ -54,13 +72,18 @@ def _finite_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def training_curves_figure(
-    history: History | Mapping[str, History], *, title: str | None = None
+    history: History | Mapping[str, History],
+    *,
+    title: str | None = None,
+    colors: Mapping[str, str] | None = None,
 ) -> go.Figure:
     """Loss, train/test accuracy and the ArcFace Table-3 angles (degrees) against steps.
 
     `history` is one run (a dict with a "step" column, or a list of dicts with "step") or
-    several runs {name: history}, drawn in the class palette's colours. Non-finite values are
-    left out, and a note says when a run's loss became NaN.
+    several runs {name: history}, each in its colour (`colors` by name, else the palette's).
+    Several runs: colour says which run, line style which quantity, and the legend says each
+    once (a run's entry shows or hides all its lines) instead of runs × quantities entries.
+    Non-finite values are left out, and a note says when a run's loss became NaN.
     """
     single = (isinstance(history, Mapping) and "step" in history) or not isinstance(
         history, Mapping
@@ -74,20 +97,20 @@ def training_curves_figure(
         xref, yref = refs[panel]
         traces.append(
             trace("scatter", x=x, y=y, mode="lines", name=name, legendgroup=group,
-                  line=style, xaxis=xref, yaxis=yref)
+                  line=style, xaxis=xref, yaxis=yref, showlegend=single)
         )  # fmt: skip
 
     for r, (name, hist) in enumerate(runs.items()):
         cols = history_columns(hist)
         steps = cols.get("step", np.arange(len(next(iter(cols.values()), []))))
-        color = PALETTE[r % len(PALETTE)]
+        color = (colors or {}).get(name) or PALETTE[r % len(PALETTE)]
         prefix = "" if single else f"{name}: "
         if "loss" in cols:
             bad = ~np.isfinite(cols["loss"])
             if bad.any():
                 notes.append(f"{prefix}loss became NaN/Inf at step {steps[np.argmax(bad)]:g}")
             line(0, *_finite_xy(steps, cols["loss"]), f"{prefix}loss", name, color=color)
-        for key, label, dash in (("train_acc", "train", "solid"), ("test_acc", "test", "dash")):
+        for key, label, dash in ACCURACY_STYLE:
             if key in cols:
                 x, y = _finite_xy(steps, cols[key])
                 line(1, x, y, f"{prefix}{label} accuracy", name, color=color, dash=dash)
@@ -96,6 +119,13 @@ def training_curves_figure(
                 x, y = _finite_xy(steps, np.degrees(cols[key]))
                 stat_color = PALETTE[4 + k] if single else color
                 line(2, x, y, f"{prefix}{label}", name, color=stat_color, dash=dash)
+        if not single:
+            traces.append(_legend_line(name, color, "solid", group=name))
+    if not single:
+        for _key, label, dash in ACCURACY_STYLE:
+            traces.append(_legend_line(f"{label} accuracy", STYLE_INK, dash))
+        for label, dash in STAT_STYLE.values():
+            traces.append(_legend_line(label, STYLE_INK, dash))
     step_title = {"title": {"text": "training step"}}
     for k in range(3):
         panels["xaxis" if k == 0 else f"xaxis{k + 1}"].update(step_title)
@@ -109,8 +139,6 @@ def training_curves_figure(
     layout = base_layout(
         title or "Training curves",
         subtitle,
-        legend={"orientation": "h", "y": -0.22},
-        margin={"l": 60, "r": 20, "t": 110, "b": 55},  # room for the panel titles
         **panels,
     )
     return fast_figure(traces, layout)

@@ -53,7 +53,6 @@ def roc_figure(reports: Mapping[str, VerificationReport], *, title: str | None =
                 "line": {"dash": "dash", "color": "#666666"},
             }
         ],
-        legend={"orientation": "h", "y": -0.22},
     )
     return fast_figure(traces, layout)
 
@@ -72,7 +71,6 @@ def pair_angle_panels(
         title or "Angles between the embeddings of a pair (unseen people)",
         "Same-person pairs should sit at small angles, different people near 90°.",
         barmode="overlay",
-        legend={"orientation": "h", "y": -0.25},
         **axes,
     )
     for name in [key for key in layout if key.startswith("xaxis")]:
