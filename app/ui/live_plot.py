@@ -38,7 +38,7 @@ from plotly.offline import get_plotlyjs_version
 from streamlit import config as st_config
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
-from marginlab.figures.text_fit import fit_text_js, split_caption
+from marginlab.text_fit import fit_text_js, split_caption
 
 __all__ = ["caption_markdown", "figure_json", "live_plotly", "plotly_js_url"]
 

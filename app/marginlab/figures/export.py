@@ -14,9 +14,9 @@ import plotly.graph_objects as go
 from marginlab.figures.leads import lead_histogram_figure
 from marginlab.figures.sphere import band_width_hint, projection_figure, sphere_figure
 from marginlab.figures.style import UIREVISION, base_layout, fast_figure, margin_label, margin_of
-from marginlab.figures.text_fit import caption_html, fit_post_script, split_caption
 from marginlab.figures.views import circle_figure, raw_feature_figure
 from marginlab.geometry.regions import pca_to_3d, subdivisions_for_band
+from marginlab.text_fit import caption_html, fit_post_script, split_caption
 
 _THREE_D = {"mesh3d", "scatter3d", "cone", "surface", "isosurface", "volume", "streamtube"}
 HTML_CONFIG = {"displaylogo": False, "responsive": True}

@@ -6,6 +6,9 @@ Why in the browser: a figure is a third of a 1280 px laptop screen on the Compar
 whole window when exported; only the browser knows which. Why captions go out of the figure:
 plotly does not wrap a subtitle, and three wrapped lines inside a small panel take its plot's
 height, where page text wraps for free.
+
+A module of its own, outside figures/, because the app's plot component imports it on every
+page: importing marginlab.figures would load the builders and torch with it.
 """
 
 from __future__ import annotations
