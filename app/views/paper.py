@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from marginlab.experiments.paper import ITEMS
+from ui.live_plot import live_plotly
 from ui.state import page_setup
 
 config = page_setup("paper")
@@ -59,7 +60,8 @@ for key, item in ITEMS.items():
             st.columns(2) if len(result.figures) == 2 else [st.container()] * len(result.figures)
         )
         for k, (place, figure) in enumerate(zip(places, result.figures, strict=True)):
-            place.plotly_chart(figure, key=f"paper_{key}_figure_{k}")
+            with place:
+                live_plotly(figure, key=f"paper_{key}_figure_{k}")
         if result.table:
             st.dataframe(pd.DataFrame(list(result.table)), hide_index=True, width="stretch")
         for note in result.notes:

@@ -47,6 +47,5 @@ def theta_shift_figure(
             "tickvals": list(range(0, 181, 30)),
         },
         yaxis={"title": {"text": "fraction of images"}, "tickformat": ".0%"},
-        legend={"orientation": "h", "y": -0.2},
     )
     return fast_figure(pair_angle_bars(hist, names), layout)
