@@ -117,7 +117,8 @@ def test_the_page_makes_items_with_one_click(offline):
     at.select_slider(key="paper_steps_fig3").set_value(SHORT).run()
     at.button(key="paper_make_fig3").click().run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 1 + 2  # Fig. 4b, then softmax beside ArcFace
+    plots = [e for e in at.get("bidi_component") if e.proto.component_name]  # live_plotly
+    assert len(plots) == 1 + 2  # Fig. 4b, then softmax beside ArcFace
     at.select_slider(key="paper_steps_fig6").set_value(SHORT).run()
     at.button(key="paper_make_fig6").click().run()
     assert any("Fig. 6 needs faces" in w.value for w in at.warning)
