@@ -9,9 +9,8 @@ JSON for seed 0>, ...}, "executor": KIND}; without --seeds a command prints what
 from __future__ import annotations
 
 import argparse
-import io
-import json
 import os
+from collections.abc import Callable
 from typing import Any
 
 from marginlab.training.sweeps import KINDS, run_cells, sweep_executor, usable_cores
@@ -34,8 +33,13 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def seed_sweep(command: str, args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
-    """Run `command` once per seed of `args.seeds`; its results and one line per seed."""
+def seed_sweep(
+    command: str, args: argparse.Namespace, one_seed: Callable[..., dict[str, Any]]
+) -> tuple[dict[str, Any], list[str]]:
+    """Run `command` once per seed of `args.seeds`; its results and one line per seed.
+
+    `one_seed(command, options, seed)` is cli.one_seed, handed in so that this module does not
+    import the commands back (a worker process imports cli.py and finds it there)."""
     from marginlab.training.config import MAX_SEED
 
     try:
@@ -58,17 +62,6 @@ def seed_sweep(command: str, args: argparse.Namespace) -> tuple[dict[str, Any], 
         "seeds": {str(s): r for s, r in zip(seeds, results, strict=True)},
         "executor": kind,
     }, lines
-
-
-def one_seed(command: str, options: dict[str, Any], seed: int) -> dict[str, Any]:
-    """One cell: the command for one seed, its JSON result (raised: its error)."""
-    from marginlab.cli import COMMANDS
-
-    out = io.StringIO()
-    args = argparse.Namespace(**{**options, "seed": seed, "seeds": None, "json": True})
-    args.stdout = out
-    COMMANDS[command].run(args)
-    return json.loads(out.getvalue())
 
 
 def _line(result: dict[str, Any]) -> str:
