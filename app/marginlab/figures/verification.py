@@ -8,18 +8,32 @@ verification sets: same-person pairs should sit at small angles, different-perso
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Protocol
 
 import numpy as np
 import plotly.graph_objects as go
 
-from marginlab.experiments.verification import VerificationReport
 from marginlab.figures.curves import pair_angle_bars
 from marginlab.figures.style import PALETTE, base_layout, f32, fast_figure, subplot_row, trace
 
 FAR_MARK = 0.01
 
 
-def roc_figure(reports: Mapping[str, VerificationReport], *, title: str | None = None) -> go.Figure:
+class VerificationScores(Protocol):
+    """What these pictures read of a verification report (experiments.verification's
+    VerificationReport is one): figures sit below experiments, so they name the fields they
+    draw instead of importing the class (tests/test_layers.py)."""
+
+    auc: float
+    eer: float
+    fpr: np.ndarray
+    tpr: np.ndarray
+    tar_at_far: Mapping[float, float]
+
+    def angle_histograms(self, bins: int = 36) -> dict[str, np.ndarray]: ...
+
+
+def roc_figure(reports: Mapping[str, VerificationScores], *, title: str | None = None) -> go.Figure:
     """True accept rate against false accept rate (log scale) for each loss, FAR = 1 % marked."""
     traces = []
     for k, (name, report) in enumerate(reports.items()):
@@ -58,7 +72,7 @@ def roc_figure(reports: Mapping[str, VerificationReport], *, title: str | None =
 
 
 def pair_angle_panels(
-    reports: Mapping[str, VerificationReport], *, bins: int = 36, title: str | None = None
+    reports: Mapping[str, VerificationScores], *, bins: int = 36, title: str | None = None
 ) -> go.Figure:
     """One panel per loss: angles of same-person vs different-person pairs (fractions)."""
     axes, refs = subplot_row(list(reports), spacing=0.04)

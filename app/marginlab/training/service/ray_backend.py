@@ -32,12 +32,15 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from marginlab.training.service.service import TrainingService, _Worker
+from marginlab.training.service.pipe_worker import PipeWorker
 from marginlab.training.service.worker import Worker
+
+if TYPE_CHECKING:  # the service builds these workers and hands itself in
+    from marginlab.training.service.service import TrainingService
 
 ENV_RAY_ADDRESS = "MARGINLAB_RAY_ADDRESS"
 ENV_GPUS = "MARGINLAB_RAY_GPUS_PER_WORKER"
@@ -217,8 +220,8 @@ class RayProcess:
         self.exitcode = -9
 
 
-class RayWorker(_Worker):
-    """A worker of the service that is a Ray actor (the rest is _Worker's: requests, replies,
+class RayWorker(PipeWorker):
+    """A worker of the service that is a Ray actor (the rest is PipeWorker's: requests, replies,
     updates, restart after a death)."""
 
     def _start(self) -> None:
@@ -232,5 +235,5 @@ class RayWorker(_Worker):
         self._listen()
 
 
-def ray_workers(service: TrainingService, count: int) -> list[_Worker]:
+def ray_workers(service: TrainingService, count: int) -> list[PipeWorker]:
     return [RayWorker(service, index) for index in range(count)]
