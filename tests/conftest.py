@@ -39,3 +39,15 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+TOY_PROBE = 300  # probe images per snapshot in the engine tests: small, so snapshots are fast
+
+
+@pytest.fixture(scope="module")
+def data():
+    """mnist-toy on the CPU with a TOY_PROBE-image probe, shared by a module's engine tests."""
+    from marginlab.data.batches import to_device
+    from marginlab.data.datasets import load_dataset
+
+    return to_device(load_dataset("mnist-toy"), torch.device("cpu"), probe_size=TOY_PROBE)

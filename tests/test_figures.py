@@ -33,13 +33,7 @@ from marginlab.figures.views import BAND_NAME, MISCLASSIFIED_NAME
 from marginlab.geometry.regions import PLAIN_ARGMAX, REGION_LOSSES, icosphere, sphere_face_labels
 from marginlab.losses.margins import target_logit
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only waits
 
 
 C = 4

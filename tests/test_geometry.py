@@ -26,14 +26,7 @@ from marginlab.geometry.regions import (
 )
 from marginlab.losses.margins import target_logit
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny tensors: a second thread only waits for the busy other core (see the benchmark).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only waits
 
 
 PARAMS = {

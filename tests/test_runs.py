@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from marginlab.data.batches import to_device
-from marginlab.data.datasets import load_dataset
+from conftest import TOY_PROBE
 from marginlab.training.backbones import state_hash
 from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import default_config
@@ -24,19 +23,11 @@ from marginlab.training.run_files import (
     save_run,
 )
 
-CPU = torch.device("cpu")
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def data():
-    return to_device(load_dataset("mnist-toy"), CPU, probe_size=200)
-
-
 def config(loss: str = "arcface", **changes):
-    return default_config(loss, 2, device="cpu", probe_size=200, snapshot_every=5, **changes)
+    return default_config(loss, 2, device="cpu", probe_size=TOY_PROBE, snapshot_every=5, **changes)
 
 
 @pytest.fixture(scope="module")

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from marginlab.data.batches import BatchSampler, to_device
-from marginlab.data.datasets import load_dataset
+from conftest import TOY_PROBE
+from marginlab.data.batches import BatchSampler
 from marginlab.losses.heads import HEAD_LOSSES
 from marginlab.training.backbones import state_hash
 from marginlab.training.comparison import LockstepComparison
@@ -26,20 +26,11 @@ from marginlab.training.config import (
 from marginlab.training.run import Run
 from marginlab.training.snapshots import Snapshot
 
-CPU = torch.device("cpu")
-
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def data():
-    """mnist-toy on the CPU with a small probe (fast snapshots), shared by the tests."""
-    return to_device(load_dataset("mnist-toy"), CPU, probe_size=300)
-
-
 def config(loss: str = "arcface", dim: int = 2, **changes) -> RunConfig:
-    return default_config(loss, dim, device="cpu", probe_size=300, **changes)
+    return default_config(loss, dim, device="cpu", probe_size=TOY_PROBE, **changes)
 
 
 def weights_of(run: Run) -> str:
