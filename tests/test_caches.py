@@ -3,6 +3,7 @@ defensively, bounded. Concurrent writers are real processes; memory is measured 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import multiprocessing
@@ -248,10 +249,14 @@ def _slow_copy_fetch(source: str):
 
 def _hammer_faces(home: str, writer: int, rounds: int, source: str, errors) -> None:
     from marginlab.data import face_sets
+    from marginlab.safe_files import Busy
 
     try:
         for _ in range(rounds):
-            face_sets._fetch_atomically(Path(home), "olivetti", _slow_copy_fetch(source))
+            # Another writer holding the download lock is the expected answer to a second
+            # download; the test is about what a reader can see meanwhile.
+            with contextlib.suppress(Busy):
+                face_sets._fetch_atomically(Path(home), "olivetti", _slow_copy_fetch(source))
     except Exception as error:  # noqa: BLE001
         errors.put(f"writer {writer}: {type(error).__name__}: {error}")
 
@@ -262,5 +267,6 @@ def test_concurrent_face_downloads_never_expose_a_partial_file(tmp_path, shared_
     check = _same_bytes(source.read_bytes())
     target = home / "olivetti_py3.pkz"
     assert concurrent_writers(_hammer_faces, home, (15, str(source)), lambda _: check(target)) == []
-    assert sorted(p.name for p in home.iterdir()) == ["olivetti_py3.pkz"]
+    left = sorted(p.name for p in home.iterdir() if not p.name.endswith(".lock"))
+    assert left == ["olivetti_py3.pkz"]
     assert load_olivetti_people(tmp_path, download=False).images.shape == (400, 64, 64)

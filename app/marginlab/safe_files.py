@@ -16,11 +16,12 @@ so a small "gzip bomb" in a cache folder cannot fill the server's memory.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,6 +30,10 @@ MAX_JSON_BYTES = 8 * 1024 * 1024  # a phase map is a few kB; nothing here needs 
 
 class TooLarge(ValueError):
     """Content that would exceed the size it is allowed to have."""
+
+
+class Busy(RuntimeError):
+    """Another process (or session) holds the lock: the work is already being done."""
 
 
 def write_atomically(
@@ -134,3 +139,30 @@ def keep_newest(folder: str | os.PathLike[str], pattern: str, keep: int) -> list
         except OSError:
             pass
     return deleted
+
+
+@contextlib.contextmanager
+def try_lock(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Hold an exclusive lock on the file `path` (created if missing) or raise Busy at once.
+
+    Every process on the machine sees the same lock (fcntl.flock), so one download of a data
+    set runs at a time, whichever session, server or worker started it; the lock goes with
+    the process if it dies. Without fcntl (Windows) nothing is locked: the atomic writes still
+    keep every cache whole.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise Busy(f"{what} is already running (another session started it)") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -17,6 +17,7 @@ from marginlab.experiments.faces import (
 )
 from marginlab.figures.verification import pair_angle_panels, roc_figure
 from ui.controls import LOSS_NAMES
+from ui.limits import limited
 from ui.live import live_training, run_every, transport
 from ui.live_plot import live_plotly
 from ui.panels import metrics_table, show_figures
@@ -137,7 +138,9 @@ with open_tab:
     )
     key = (tuple(open_losses), open_dim, steps, config.seed, augment)
     if st.button("Run the open-set experiment", type="primary", disabled=not open_losses):
-        st.session_state["faces_open"] = verify(*key)
+        with limited("open-set run") as allowed:  # one at a time on the server (ui.limits)
+            if allowed:
+                st.session_state["faces_open"] = verify(*key)
     result = st.session_state.get("faces_open")
     if result and result["key"] == key:
         reports = result["reports"]

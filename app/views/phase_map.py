@@ -15,6 +15,7 @@ from marginlab.experiments.phase_map import (
 from marginlab.experiments.phase_rule import PHASES, WHY
 from marginlab.figures import phase_map_figure
 from ui.controls import LOSS_NAMES
+from ui.limits import limited
 from ui.live_plot import live_plotly
 from ui.state import page_setup
 
@@ -90,8 +91,11 @@ def show_progress(done: int, total: int, text: str) -> None:
 
 
 if run_it:
-    # A rerun (any widget) stops the sweep after the current run; finished runs stay cached.
-    draw(phase_map(**settings, progress=show_progress))
+    # One sweep at a time on the server (ui.limits); a rerun (any widget) stops the sweep
+    # after the current run, and finished runs stay cached.
+    with limited("phase map") as allowed:
+        if allowed:
+            draw(phase_map(**settings, progress=show_progress))
     bar.empty()
 else:
     cached = phase_map(**settings, cached_only=True)

@@ -33,6 +33,7 @@ from marginlab.data.dataset import (
     _root,
     cache_root,
 )
+from marginlab.safe_files import Busy, try_lock
 
 OLIVETTI_DOWNLOAD_MB = 1.4
 LFW_DOWNLOAD_MB = 200  # lfw-funneled.tgz; scikit-learn logs "Downloading LFW data (~200MB)"
@@ -115,20 +116,22 @@ def _home_of(name: str, cache_dir: str | os.PathLike[str] | None) -> tuple[Path,
 
 def _fetch_atomically(home: Path, name: str, fetch: Callable[[str], Any]) -> Any:
     """`fetch(data_home)` into a private folder beside `home`, then its files renamed into
-    `home`: a reader never sees a half-written set, two writers never mix theirs."""
+    `home`: a reader never sees a half-written set, two writers never mix theirs. One download
+    per set at a time on this machine (safe_files.try_lock): a second asker gets Busy."""
     home.mkdir(parents=True, exist_ok=True)
-    private = Path(tempfile.mkdtemp(dir=home, prefix=f".{name}-download-"))
-    try:
-        result = fetch(str(private))
-        made = private / _MARKERS[name]
-        if made.is_dir():  # a folder cannot be replaced atomically: the first one in stays
-            with contextlib.suppress(OSError):  # another session finished first: keep its copy
-                made.rename(home / _MARKERS[name])
-        elif made.exists():
-            os.replace(made, home / _MARKERS[name])
-        return result
-    finally:
-        shutil.rmtree(private, ignore_errors=True)
+    with try_lock(home / f".{name}-download.lock", f"a download of the {name} faces"):
+        private = Path(tempfile.mkdtemp(dir=home, prefix=f".{name}-download-"))
+        try:
+            result = fetch(str(private))
+            made = private / _MARKERS[name]
+            if made.is_dir():  # a folder cannot be replaced atomically: the first one in stays
+                with contextlib.suppress(OSError):  # another session finished first: keep it
+                    made.rename(home / _MARKERS[name])
+            elif made.exists():
+                os.replace(made, home / _MARKERS[name])
+            return result
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
 
 
 def _fetch_faces(
@@ -157,9 +160,14 @@ def _fetch_faces(
             shutil.rmtree(marker) if marker.is_dir() else marker.unlink(missing_ok=True)
     if not download:
         raise OSError("Data not found and `download_if_missing` is False")
-    return _fetch_atomically(
-        home, name, lambda private: fetch(data_home=private, download_if_missing=True, **options)
-    )
+    try:
+        return _fetch_atomically(
+            home,
+            name,
+            lambda private: fetch(data_home=private, download_if_missing=True, **options),
+        )
+    except Busy as busy:
+        raise DatasetUnavailable(f"{busy}; try again in a minute") from None
 
 
 def load_olivetti_people(

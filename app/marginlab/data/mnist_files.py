@@ -26,7 +26,14 @@ from marginlab.data.dataset import (
     _root,
     digit_dataset,
 )
-from marginlab.safe_files import TooLarge, gunzip_bounded, read_bounded, write_atomically
+from marginlab.safe_files import (
+    Busy,
+    TooLarge,
+    gunzip_bounded,
+    read_bounded,
+    try_lock,
+    write_atomically,
+)
 
 # Mirrors of the original distribution, tried in order.  The S3 copy is the one torchvision
 # uses since yann.lecun.com started refusing automated downloads.
@@ -214,6 +221,29 @@ def _cached_array(path: Path, md5s: Mapping[str, Sequence[str]]) -> tuple[np.nda
         return None, f"deleted corrupt cached {path.name} ({error})"
 
 
+def _download_once(
+    filename: str,
+    folder: Path,
+    mirrors: Sequence[str],
+    md5s: Mapping[str, Sequence[str]],
+    timeout: float,
+) -> np.ndarray:
+    """One download of `filename` at a time on this machine; a second asker is told it is
+    busy (and falls back to the subset), or finds the file the first one just stored."""
+    try:
+        with try_lock(folder / ".download.lock", f"a download of {filename}"):
+            cached, _ = _cached_array(folder / filename, md5s)
+            if cached is not None:
+                return cached
+            return _download_file(filename, folder / filename, mirrors, md5s, timeout)
+    except Busy as busy:
+        raise MnistDownloadError(f"{busy}; try again in a minute") from None
+    except OSError as error:  # the lock file cannot be made: the cache folder is not writable
+        raise MnistDownloadError(
+            f"cannot write the MNIST cache ({error}); set MARGINLAB_CACHE to a writable folder"
+        ) from error
+
+
 def fetch_mnist_arrays(
     cache_dir: str | os.PathLike[str] | None = None,
     *,
@@ -236,7 +266,7 @@ def fetch_mnist_arrays(
             detail = "; ".join(notes + [note or f"{filename} is not in {folder}"])
             raise MnistDownloadError(f"full MNIST is not cached and downloads are off ({detail})")
         if cached is None:
-            cached = _download_file(filename, folder / filename, mirrors, md5s, timeout)
+            cached = _download_once(filename, folder, mirrors, md5s, timeout)
             if note:
                 notes.append(f"{note}; downloaded it again")
         arrays[key] = cached
