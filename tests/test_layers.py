@@ -16,6 +16,7 @@ MAX_LINES = 400
 RANKS: tuple[tuple[str, int], ...] = (
     ("marginlab.params", 0),
     ("marginlab.safe_files", 0),  # atomic file writes: data, training and experiments use it
+    ("marginlab.text_fit", 0),  # text sizes for plot labels: figures and ui/live_plot use it
     ("marginlab.losses", 1),
     ("marginlab.data", 1),
     ("marginlab.geometry", 2),
