@@ -120,9 +120,10 @@ def _server_log(base_url: str) -> str:
 
 
 # ----- server-wide limits ------------------------------------------------------------------
-def test_a_second_phase_map_sweep_is_told_the_server_is_busy():
+def test_a_second_phase_map_sweep_is_told_the_server_is_busy(tmp_path, monkeypatch):
     from ui.limits import _gates
 
+    monkeypatch.setenv("MARGINLAB_CACHE", str(tmp_path))  # no map cached from other runs
     gate = _gates()["phase map"]
     assert gate.acquire(blocking=False)  # another visitor's sweep is running
     try:
