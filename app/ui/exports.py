@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit import config as st_config
 
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.figures import figure_html, replay_html
@@ -75,7 +76,10 @@ def _build_exports(
     return exports
 
 
-MAX_RUN_FILE_BYTES = 50 * 1024 * 1024  # as server.maxUploadSize in streamlit_config.toml
+def upload_limit_bytes() -> int:
+    """The largest run file a visitor may upload: Streamlit's server.maxUploadSize (MB; 50 in
+    streamlit_config.toml). The run-file checks bound the file's inflated size by it too."""
+    return int(st_config.get_option("server.maxUploadSize")) * 1024 * 1024
 
 
 def run_file_panel(slot: str, live: LiveTraining) -> None:
@@ -124,15 +128,18 @@ def _forget_notice(slot: str) -> None:
 
 def load_upload(slot: str, data: bytes, *, comparison: bool) -> str | None:
     """Replace the session's trainer by the uploaded one; an error message, or None if done."""
-    if len(data) > MAX_RUN_FILE_BYTES:
+    limit = upload_limit_bytes()
+    if len(data) > limit:
         return (
-            f"That file is {len(data) / 1e6:.0f} MB; run files are at most 50 MB. Nothing changed."
+            f"That file is {len(data) / 1e6:.0f} MB; run files are at most {limit / 1e6:.0f} MB "
+            "here. Nothing changed."
         )
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "upload.pt"
         path.write_bytes(data)
         try:
-            trainer = load_comparison(path) if comparison else load_run(path)
+            load = load_comparison if comparison else load_run
+            trainer = load(path, max_bytes=limit)
         except RunFileError as error:
             detail = str(error).replace(str(path), "the file")
             return f"Could not load it: {detail}. Nothing changed."
