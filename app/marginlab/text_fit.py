@@ -30,10 +30,13 @@ def fit_text_js() -> str:
 
 def split_caption(fig: go.Figure) -> str | None:
     """Remove the figure's subtitle (its caption) and return its text, or None if it had none."""
-    subtitle = fig.layout.title.subtitle
-    text = subtitle.text if subtitle is not None else None
+    # Read through the plain dict: a figure built from a dict can hold a title plotly's
+    # property accessors cannot walk ("'str' object has no attribute 'get'").
+    title = fig.layout.to_plotly_json().get("title")
+    subtitle = title.get("subtitle") if isinstance(title, dict) else None
+    text = subtitle.get("text") if isinstance(subtitle, dict) else None
     if text:
-        fig.layout.title.subtitle = None
+        fig.update_layout(title={**title, "subtitle": None})
     return text or None
 
 
