@@ -9,6 +9,7 @@ from marginlab.experiments.faces import (
     CLOSED_SET_PEOPLE,
     FACE_LOSSES,
     OPEN_SET_DIM,
+    OPEN_SET_FINDINGS,
     OPEN_SET_STEPS,
     closed_set_config,
     olivetti_faces,
@@ -116,6 +117,7 @@ with open_tab:
         "pairs of images of the **other 10** whether they show the same person, by the cosine "
         "of their embeddings. All losses train in lock-step on the same batches."
     )
+    st.info(OPEN_SET_FINDINGS, icon=":material/science:")
     left, middle, right = st.columns(3)
     open_losses = left.multiselect(
         "losses",

@@ -188,9 +188,10 @@ ITEMS: dict[str, PaperItem] = {
             "Softmax and ArcFace trained on 30 Olivetti people (32-D, 300 steps, flips and "
             "shifts), then every image of the other 10 people embedded: the angles of their "
             "same-person and different-person pairs, with AUC and TAR at FAR = 1 %.",
-            "10 unseen people and 900 pairs instead of millions; 32-D; on 40 people the "
-            "margin's advantage is within the seed-to-seed noise (benchmarks/README.md, "
-            "bench_faces), so one run can show either loss ahead.",
+            "10 unseen people and 900 pairs instead of millions; 32-D; 30 training people "
+            "instead of tens of thousands. Over five splits the two losses verify equally "
+            "well (AUC softmax 0.961, ArcFace 0.958, ArcFace ahead in 3 of 5; "
+            "benchmarks/README.md, bench_faces), so one run can show either loss ahead.",
             300,
             paper_runs.pair_angles_unseen,
         ),
