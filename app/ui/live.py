@@ -132,7 +132,7 @@ def transport(live: LiveTraining, slot: str, *, speed: int) -> None:
         reset(slot)
         st.rerun()
     first = live.runs[0]
-    st.caption(f"Device: {first.device} · data: {first.source}")
+    st.caption(f"Device: {first.device.type} · data: {first.source}")
 
 
 def run_every(live: LiveTraining) -> float | None:
