@@ -55,14 +55,18 @@ def _probe_row(run: RunView, snap: Snapshot) -> Table3Row:
 
 def _measured_rows(
     live: LiveTraining, run: RunView, key: str, unseen: tuple[np.ndarray, np.ndarray] | None
-) -> list[Table3Row]:
-    """table3_sets at the run's current step, computed by the worker, cached per step."""
+) -> list[Table3Row] | None:
+    """table3_sets at the run's current step, computed by the worker, cached per step (None
+    when the worker cannot answer)."""
     stamp = (live.handle.id, run.name, run.steps)
     cached = st.session_state.get(key)
     if cached is not None and cached[0] == stamp:
         return cached[1]
     look = functools.partial(table3_sets, unseen=unseen)
-    rows = live.handle.query(live.runs.index(run), look)
+    try:
+        rows = live.handle.query(live.runs.index(run), look)
+    except RuntimeError:  # the worker died: the page says so; show the snapshot's row
+        return None
     st.session_state[key] = (stamp, rows)
     return rows
 
