@@ -19,8 +19,9 @@ Everything runs in one process run, against `streamlit run app/main.py` in Debia
 (d) Compare, six losses, playing: plot updates/s, steps/s, and how many 100 ms samples showed a
     faded (stale) plot; baseline: the engine's lock-step comparison of the same six losses.
     Goals: >= 2 updates/s, >= 60 % of the engine's steps/s, no faded sample.
-(e) four sessions playing the Lab at once: steps/s each and in total, RSS of the server and of
-    the training workers; baseline: one engine run on one thread, times the worker count.
+(e) four sessions playing the Lab at once (seeds 0-3, so four trainers: sessions on one setup
+    would follow one shared run): steps/s each and in total, RSS of the server and of the
+    training workers; baseline: one engine run on one thread, times the worker count.
     Goals: sessions within 20 % of each other, total >= 80 % of the baseline.
 """
 
@@ -234,8 +235,8 @@ def part_e(base_url: str, seconds: float) -> None:
     print(f"(e) four sessions playing for {seconds:.0f} s")
     pid = server_pid(base_url)
     with browser_pages(4, height=1200) as pages:
-        for page in pages:
-            open_lab(page, base_url)
+        for seed, page in enumerate(pages):  # four setups: no shared run among them
+            open_lab(page, base_url, f"?seed={seed}")
         for page in pages:
             press(page, "Play", then="Pause")
         pages[0].wait_for_timeout(3000)
