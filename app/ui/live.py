@@ -110,27 +110,37 @@ def reset(slot: str) -> None:
 
 
 def transport(live: LiveTraining, slot: str, *, speed: int) -> None:
-    """Play / Pause, Step, Reset buttons."""
+    """Play / Pause, Step, Reset buttons.
+
+    Each acts in its on_click callback, which Streamlit runs first thing when the click
+    arrives: a script run that a live tick interrupts cannot lose the click (with the work
+    in the button's `if`, a click during a busy tick was lost now and then, and Pause then
+    did nothing)."""
     handle = live.handle
+    alive = handle.alive
     play, step, reset_col = st.columns(3)
     if live.playing:
-        if play.button("Pause", icon=":material/pause:", width="stretch"):
-            handle.pause()  # returns after the worker stopped: no step after this
-            st.rerun()
-    elif play.button(
-        "Play",
-        icon=":material/play_arrow:",
-        type="primary",
+        play.button("Pause", icon=":material/pause:", width="stretch", on_click=handle.pause)
+    else:
+        play.button(
+            "Play",
+            icon=":material/play_arrow:",
+            type="primary",
+            width="stretch",
+            disabled=not alive,
+            on_click=handle.play,
+        )
+    step.button(
+        "Step",
+        icon=":material/skip_next:",
         width="stretch",
-        disabled=not handle.alive,
-    ):
-        handle.play()
-        st.rerun()
-    if step.button("Step", icon=":material/skip_next:", width="stretch", disabled=not handle.alive):
-        handle.step(speed)
-    if reset_col.button("Reset", icon=":material/restart_alt:", width="stretch"):
-        reset(slot)
-        st.rerun()
+        disabled=not alive,
+        on_click=handle.step,
+        args=(speed,),
+    )
+    reset_col.button(
+        "Reset", icon=":material/restart_alt:", width="stretch", on_click=reset, args=(slot,)
+    )
     first = live.runs[0]
     st.caption(f"Device: {first.device.type} · data: {first.source}")
 

@@ -31,7 +31,7 @@ from marginlab.training.service.messages import Command, Created, Reply
 from marginlab.training.service.slot import Slot, Trainer
 
 IDLE_POLL_S = 1.0  # with nothing playing: how often the parent is looked for
-WORKER_NICENESS = 5  # CFS weight ≈ 1/3 of the server's when both want the same core
+WORKER_NICENESS = 19  # the lowest priority: training gets the CPU nobody else wants
 
 
 def worker_main(conn: Connection, parent_pid: int) -> None:
