@@ -65,6 +65,7 @@ PLOT_JS = """key => {
   };
   return {
     updates: Number(d.dataset.updates || 0),
+    title: d._fullLayout.title ? String(d._fullLayout.title.text || '') : '',
     eye: d._fullLayout.scene ? { ...d._fullLayout.scene.camera.eye } : null,
     // _fullData: plotly's decoded copy (in .data, base64 arrays stay {dtype, bdata}).
     traces: d._fullData.map((t) => ({
@@ -226,12 +227,40 @@ def test_lab_play_trains_live_and_pause_stops_it(app_url: str, tmp_path: Path) -
 
         press(page, "Pause", then="Play")
         paused_at = step_of(page)
-        page.wait_for_timeout(2500)  # several tick intervals: nothing may train meanwhile
+        page.wait_for_timeout(3000)  # many tick intervals: nothing may train meanwhile
         assert step_of(page) == paused_at, "training went on after Pause"
         assert paused_at > start_step
         page.screenshot(path=tmp_path / "3_paused.png")
         assert_no_exception(page)
     assert non_local_requests(requests) == []
+
+
+def test_a_slider_burst_while_playing_shows_in_the_picture_and_the_url(
+    app_url: str, tmp_path: Path
+) -> None:
+    """Five quick moves of m2 while the run plays: the URL, the slider and the picture's own
+    label all end at the new value, and the run plays on (training is not in the page)."""
+    with browser_page(height=1500) as page:
+        open_lab(page, app_url)
+        press(page, "Play", then="Pause")
+        wait_until(page, lambda: step_of(page) >= 5, "the run to play")
+        m2 = slider(page, "m2 (additive angle, rad)")
+        expected = round(float(m2.input_value()) + 0.05, 2)
+        m2.focus()
+        for _ in range(5):  # a burst, one step (0.01 rad) each
+            page.keyboard.press("ArrowRight")
+        label = f"m = {expected:g} rad"
+        wait_until(page, lambda: f"m2={expected:g}" in page.url, "the new m2 in the URL")
+        wait_until(
+            page, lambda: label in plot(page, "lab_view")["title"], "the picture's new margin"
+        )
+        assert float(m2.input_value()) == pytest.approx(expected)
+        at_change = step_of(page)
+        wait_until(page, lambda: step_of(page) > at_change, "training to go on")
+        assert button(page, "Pause").is_visible()
+        assert f"m2={expected:g}" in page.url and label in plot(page, "lab_view")["title"]
+        page.screenshot(path=tmp_path / "burst.png")
+        assert_no_exception(page)
 
 
 def test_margin_slider_redraws_while_paused(app_url: str, tmp_path: Path) -> None:

@@ -33,9 +33,9 @@ def test_closed_set_trains_identities_in_lockstep(olivetti_cache):
     live = at.session_state["faces_closed"]
     assert [run.config.loss for run in live.runs] == ["softmax", "arcface"]
     assert {run.steps for run in live.runs} == {5}
-    assert live.runs[0].data.num_classes == 8
+    assert live.runs[0].num_classes == 8
     at.slider(key="faces_k").set_value(5).run()
-    assert at.session_state["faces_closed"].runs[0].data.num_classes == 5
+    assert at.session_state["faces_closed"].runs[0].num_classes == 5
 
 
 def test_open_set_reports_verification_metrics(olivetti_cache):

@@ -7,6 +7,7 @@ their trainer, a crashed worker restarted, and a killed server that leaves nothi
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import signal
 import subprocess
@@ -79,6 +80,7 @@ def test_pause_is_exact_and_sessions_are_independent(service, tmp_path):
     time.sleep(1.5)
     assert playing.steps == at_pause
     assert saved(playing, tmp_path).steps == at_pause  # the worker's own count
+    assert playing.query(0, operator.attrgetter("steps")) == at_pause
     assert idle.steps == 0 and not idle.playing  # untouched by its neighbour
     idle.set_params([idle.runs[0].config.with_changes(m2=0.35)])
     assert idle.runs[0].config.m2 == 0.35 and playing.runs[0].config.m2 == 0.2
@@ -186,12 +188,16 @@ def shm_names() -> set[str]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
-def test_sigkill_of_the_server_leaves_no_worker_and_no_shared_memory():
+def test_sigkill_of_the_server_leaves_no_worker_and_no_shared_memory(tmp_path):
+    """The server is a script file with no __main__ guard, like a Streamlit page: spawn must
+    not run it again in the workers (they would start services of their own)."""
     token = f"marginlab-test-{uuid.uuid4().hex}"
+    script = tmp_path / "server.py"
+    script.write_text(PARENT, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": str(REPO / "app"), "MARGINLAB_TEST_TOKEN": token}
     shm_before = shm_names()
     parent = subprocess.Popen(
-        [sys.executable, "-c", PARENT], env=env, stdout=subprocess.PIPE, text=True
+        [sys.executable, str(script)], env=env, stdout=subprocess.PIPE, text=True
     )
     try:
         line = parent.stdout.readline()  # the workers trained: they are up

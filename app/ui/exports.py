@@ -5,9 +5,8 @@ PNG export is plotly's own camera button on every figure's toolbar.
 
 from __future__ import annotations
 
-import tempfile
+import re
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -16,18 +15,15 @@ from streamlit import config as st_config
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.figures import figure_html, replay_html
 from marginlab.figures.run import embedding_figure
-from marginlab.training.comparison import LockstepComparison
-from marginlab.training.run_files import (
-    RunFileError,
-    load_comparison,
-    load_run,
-    save_comparison,
-    save_run,
-)
+from marginlab.training.run_files import RunFileError
+from marginlab.training.service.builders import from_run_file
 from ui.live import LiveTraining, adopt
+from ui.service import training_service
 from ui.text import plain
 
 MAX_REPLAY_FRAMES = 60
+# Where the worker put the upload (training.service.builders): not the user's business.
+_UPLOAD_PATH = re.compile(r"\S*marginlab-load-\S*/upload\.pt")
 
 
 def export_panel(
@@ -64,15 +60,14 @@ def _build_exports(
     live: LiveTraining, params: Mapping[str, Mapping[str, Any]], names: Sequence[str]
 ) -> dict[str, bytes]:
     exports: dict[str, bytes] = {}
-    with live.lock:
-        for run in live.runs:
-            history = list(run.history) or [run.latest_snapshot()]
-            labels = run.data.probe_labels
-            view = embedding_figure(history[-1], labels, params[run.config.loss], names=names)
-            name = run.config.loss
-            exports[f"{name} view (HTML)"] = figure_html(view).encode()
-            frames = [snap.frame(labels) for snap in history[-MAX_REPLAY_FRAMES:]]
-            exports[f"{name} replay (HTML)"] = replay_html(frames, names=names).encode()
+    for run in live.runs:
+        history = run.history
+        labels = run.probe_labels
+        view = embedding_figure(history[-1], labels, params[run.config.loss], names=names)
+        name = run.config.loss
+        exports[f"{name} view (HTML)"] = figure_html(view).encode()
+        frames = [snap.frame(labels) for snap in history[-MAX_REPLAY_FRAMES:]]
+        exports[f"{name} replay (HTML)"] = replay_html(frames, names=names).encode()
     return exports
 
 
@@ -88,13 +83,15 @@ def run_file_panel(slot: str, live: LiveTraining) -> None:
     Files are read with torch.load(weights_only=True) by marginlab.training.run_files: nothing is
     unpickled. A corrupt, foreign or oversized upload gives a message and changes nothing.
     """
-    comparison = isinstance(live.trainer, LockstepComparison)
+    comparison = live.handle.kind == "comparison"
     with st.expander("Save or load the run", icon=":material/save:"):
-        if st.button("Prepare the run file", key=f"{slot}_prepare_save"):
-            with live.lock, tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / "run.pt"
-                (save_comparison if comparison else save_run)(live.trainer, path)
-                st.session_state[f"{slot}_run_file"] = path.read_bytes()
+        alive = live.handle.alive
+        if st.button("Prepare the run file", key=f"{slot}_prepare_save", disabled=not alive):
+            # The worker writes it between two steps (a playing run goes on playing).
+            try:
+                st.session_state[f"{slot}_run_file"] = live.handle.save()
+            except RuntimeError as error:  # its worker died: the page already says so
+                st.error(f"Could not save the run: {error}", icon=":material/error:")
         data = st.session_state.get(f"{slot}_run_file")
         if data:
             st.download_button(
@@ -134,16 +131,14 @@ def load_upload(slot: str, data: bytes, *, comparison: bool) -> str | None:
             f"That file is {len(data) / 1e6:.0f} MB; run files are at most {limit / 1e6:.0f} MB "
             "here. Nothing changed."
         )
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "upload.pt"
-        path.write_bytes(data)
-        try:
-            load = load_comparison if comparison else load_run
-            trainer = load(path, max_bytes=limit)
-        except RunFileError as error:
-            detail = str(error).replace(str(path), "the file")
-            return f"Could not load it: {detail}. Nothing changed."
-        except DatasetUnavailable as error:
-            return f"Could not load it: {error}. Nothing changed."
-    adopt(slot, trainer)
+    try:
+        # Loaded in a training worker (never unpickled here: run_files reads weights only).
+        recipe = from_run_file(data, comparison=comparison, max_bytes=limit)
+        handle = training_service().create(recipe)
+    except RunFileError as error:
+        detail = _UPLOAD_PATH.sub("the file", str(error))
+        return f"Could not load it: {detail}. Nothing changed."
+    except DatasetUnavailable as error:
+        return f"Could not load it: {error}. Nothing changed."
+    adopt(slot, handle)
     return None

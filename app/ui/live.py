@@ -1,21 +1,18 @@
-"""Live training in a Streamlit session: the session's trainer, Play/Pause/Step/Reset, the tick.
+"""Live training in a Streamlit session: the session's trainer handle and the transport.
 
-A trainer (one Run, or a LockstepComparison) lives in st.session_state, so it outlives reruns
-and dies with the session. Nothing here starts a thread: the browser drives the training
-through a fragment that reruns every TICK_SECONDS while playing (../shared/reference/
-STREAMLIT.md: the only loop that kept sliders responsive), so closing the tab stops it.
+The trainer itself (a Run or a LockstepComparison) lives in a worker process of the training
+service (marginlab.training.service); the session keeps a `LiveTraining`: the handle and the
+identity of what it trains. Nothing here trains or waits for a training step, except Pause
+(the worker answers between two steps, with the final step count), Step and fast-forward.
 
-Streamlit may start a new script run while the previous one is still inside a training chunk
-(runner.fastReruns); two threads training one model at once corrupt autograd. Each trainer
-therefore has a lock that the tick takes without waiting: a busy tick simply skips training.
+A trainer ends with its session: Reset and a new setup close it; a closed tab stops polling,
+and the service ends a trainer nobody polled for two minutes (`keepalive` polls while paused).
 """
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import streamlit as st
@@ -23,144 +20,129 @@ import streamlit as st
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.lab_state import tunable_params
 from marginlab.params import STRUCTURAL
-from marginlab.training.comparison import LockstepComparison
 from marginlab.training.config import RunConfig
-from marginlab.training.run import Run
+from marginlab.training.service import RunView, TrainerHandle
+from marginlab.training.service.session import SessionHandle
+from ui.service import training_service
 from ui.state import update_config
 
-TICK_SECONDS = 0.35  # time between live updates while playing
-STEP_BUDGET_SECONDS = 0.12  # training CPU time per tick: keeps each tick under ~150 ms of compute
-
-Trainer = Run | LockstepComparison
+TICK_SECONDS = 0.35  # time between redraws while playing (the worker trains in between)
+KEEPALIVE_SECONDS = 30.0  # a paused page tells the service it is still there
+# A picklable recipe for the trainer, built in the worker (see training.service.builders).
+Recipe = Callable[[list[RunConfig]], Callable[[], Any]]
 
 
 @dataclass
 class LiveTraining:
-    """One session's trainer and its transport state (playing, last error)."""
+    """One session's trainer: its handle in the service and what it was built for."""
 
     identity: tuple
-    trainer: Trainer
-    playing: bool = False
-    error: str = ""
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    handle: TrainerHandle | SessionHandle
 
     @property
-    def runs(self) -> list[Run]:
-        return _runs(self.trainer)
+    def runs(self) -> list[RunView]:
+        return self.handle.runs
 
     @property
     def steps(self) -> int:
-        return self.runs[0].steps
+        return self.handle.steps
 
-    def advance(self, max_steps: int, budget: float = STEP_BUDGET_SECONDS) -> bool:
-        """Train up to `max_steps` within `budget` CPU seconds and snapshot; False if busy."""
-        if not self.lock.acquire(blocking=False):
-            return False
-        try:
-            _train_chunk(self.trainer, max_steps, budget)
-            for run in self.runs:
-                run.snapshot()
-        except Exception as error:  # shown in the page, never as a red traceback
-            self.playing = False
-            self.error = f"Training stopped at step {self.steps}: {error}"
-        finally:
-            self.lock.release()
-        return True
+    @property
+    def playing(self) -> bool:
+        return self.handle.playing
+
+    @property
+    def error(self) -> str:
+        return self.handle.crashed or self.handle.error
 
     def apply(self, configs: list[RunConfig]) -> None:
         """Bring the running hyper-parameters in line with `configs` (next step on)."""
-        with self.lock:
-            for run, wanted in zip(self.runs, configs, strict=True):
-                changes = _mutable_changes(run.config, wanted)
-                if changes:
-                    run.set_params(**changes)
-
-
-def _train_chunk(trainer: Trainer, max_steps: int, budget: float) -> int:
-    """Up to `max_steps` steps (at least one) while this thread's CPU time stays in `budget`.
-
-    CPU time, not the wall clock (Trainer.step_for): while other sessions' ticks hold the GIL
-    a step takes several times longer on the clock, so a wall budget shrank every tick to one
-    step and the tick's fixed cost (snapshot, figures) ate the server: with four sessions
-    playing, 4x fewer steps in all. A step's CPU time does not grow with the crowd.
-    """
-    start = time.thread_time()
-    taken = 0
-    while taken < max_steps:
-        before = time.thread_time()
-        trainer.step(1)
-        taken += 1
-        now = time.thread_time()
-        if now - start + (now - before) > budget:  # the next step would overrun it
-            break
-    return taken
+        self.handle.set_params(configs)
 
 
 def _identity(configs: list[RunConfig]) -> tuple:
     return tuple(tuple(getattr(c, name) for name in STRUCTURAL) for c in configs)
 
 
-def _mutable_changes(current: RunConfig, wanted: RunConfig) -> dict[str, Any]:
-    from marginlab.training.run import MUTABLE_FIELDS
-
-    return {
-        name: getattr(wanted, name)
-        for name in MUTABLE_FIELDS
-        if getattr(current, name) != getattr(wanted, name)
-    }
-
-
 def live_training(
-    slot: str,
-    configs: list[RunConfig],
-    build: Callable[[list[RunConfig]], Trainer],
-    *,
-    setup: tuple = (),
+    slot: str, configs: list[RunConfig], recipe: Recipe, *, setup: tuple = ()
 ) -> LiveTraining | None:
     """The session's trainer in `slot` for `configs`: a new one when the setup changed
-    (dataset, loss, dimension, seed, or anything in `setup`, e.g. which people), otherwise
-    the old one with the new hyper-parameters.
+    (dataset, loss, dimension, seed, or anything in `setup`, e.g. which people), or when the
+    old one is gone (crashed, or ended after its tab was away); otherwise the old one with
+    the new hyper-parameters.
 
     Returns None (with a message on the page) when the data set cannot be had.
     """
     identity = (_identity(configs), setup)
     live: LiveTraining | None = st.session_state.get(slot)
+    if live is not None and live.handle.closed:
+        live = None  # ended by the service (no poll for its TTL): start afresh
     if live is None or live.identity != identity:
+        if live is not None:
+            training_service().close(live.handle)
         try:
             with st.spinner("Preparing the data and the model…"):
-                live = LiveTraining(identity, build(configs))
+                handle = training_service().create(recipe(configs))
         except DatasetUnavailable as error:
+            st.session_state.pop(slot, None)
             st.warning(str(error), icon=":material/cloud_off:")
             return None
+        live = LiveTraining(identity, handle)
         st.session_state[slot] = live
     else:
         live.apply(configs)
+    live.handle.touch()
     return live
 
 
 def reset(slot: str) -> None:
+    """Start the session's run afresh: a shared-run session gets a run of its own at step 0
+    (session.py); a trainer of its own is closed and made again at the next rerun."""
+    live: LiveTraining | None = st.session_state.get(slot)
+    if live is None:
+        return
+    if live.handle.alive and hasattr(live.handle, "reset"):
+        live.handle.reset()
+        return
     st.session_state.pop(slot, None)
+    training_service().close(live.handle)
 
 
 def transport(live: LiveTraining, slot: str, *, speed: int) -> None:
-    """Play / Pause, Step, Reset buttons."""
+    """Play / Pause, Step, Reset buttons.
+
+    Each acts in its on_click callback, which Streamlit runs first thing when the click
+    arrives: a script run that a live tick interrupts cannot lose the click (with the work
+    in the button's `if`, a click during a busy tick was lost now and then, and Pause then
+    did nothing)."""
+    handle = live.handle
+    alive = handle.alive
     play, step, reset_col = st.columns(3)
     if live.playing:
-        if play.button("Pause", icon=":material/pause:", width="stretch"):
-            live.playing = False
-            st.rerun()
-    elif play.button("Play", icon=":material/play_arrow:", type="primary", width="stretch"):
-        live.playing = True
-        live.error = ""
-        st.rerun()
-    if step.button("Step", icon=":material/skip_next:", width="stretch"):
-        live.playing = False
-        live.error = ""
-        live.advance(max_steps=speed, budget=10.0)
-    if reset_col.button("Reset", icon=":material/restart_alt:", width="stretch"):
-        reset(slot)
-        st.rerun()
-    st.caption(f"Device: {live.runs[0].device.type} · data: {live.runs[0].data.dataset.source}")
+        play.button("Pause", icon=":material/pause:", width="stretch", on_click=handle.pause)
+    else:
+        play.button(
+            "Play",
+            icon=":material/play_arrow:",
+            type="primary",
+            width="stretch",
+            disabled=not alive,
+            on_click=handle.play,
+        )
+    step.button(
+        "Step",
+        icon=":material/skip_next:",
+        width="stretch",
+        disabled=not alive,
+        on_click=handle.step,
+        args=(speed,),
+    )
+    reset_col.button(
+        "Reset", icon=":material/restart_alt:", width="stretch", on_click=reset, args=(slot,)
+    )
+    first = live.runs[0]
+    st.caption(f"Device: {first.device.type} · data: {first.source}")
 
 
 def run_every(live: LiveTraining) -> float | None:
@@ -168,11 +150,23 @@ def run_every(live: LiveTraining) -> float | None:
     return TICK_SECONDS if live.playing else None
 
 
-def adopt(slot: str, trainer: Trainer) -> None:
+def keepalive(live: LiveTraining) -> None:
+    """Poll the service while the page shows a paused trainer (draws nothing)."""
+
+    @st.fragment(run_every=KEEPALIVE_SECONDS)
+    def _poll() -> None:
+        live.handle.touch()
+
+    _poll()
+
+
+def adopt(slot: str, handle: TrainerHandle | SessionHandle) -> None:
     """Make a loaded trainer the session's, and the lab's settings match it (and the URL)."""
-    live = LiveTraining((_identity([run.config for run in _runs(trainer)]), ()), trainer)
-    st.session_state[slot] = live
-    configs = [run.config for run in live.runs]
+    old: LiveTraining | None = st.session_state.get(slot)
+    if old is not None:
+        training_service().close(old.handle)
+    configs = [run.config for run in handle.runs]
+    st.session_state[slot] = LiveTraining((_identity(configs), ()), handle)
     first = configs[0]
     changes: dict[str, Any] = {
         "dataset": first.dataset,
@@ -182,7 +176,7 @@ def adopt(slot: str, trainer: Trainer) -> None:
         "policy": first.policy,
         "lr": first.lr,
     }
-    if isinstance(trainer, LockstepComparison):
+    if handle.kind == "comparison":
         changes["losses"] = tuple(config.loss for config in configs)
     else:
         changes["loss"] = first.loss
@@ -190,7 +184,3 @@ def adopt(slot: str, trainer: Trainer) -> None:
         for name in tunable_params(config.loss):
             changes.setdefault(name, getattr(config, name))
     update_config(**changes)
-
-
-def _runs(trainer: Trainer) -> list[Run]:
-    return list(trainer) if isinstance(trainer, LockstepComparison) else [trainer]

@@ -34,7 +34,7 @@ from marginlab.figures.run import (
     raw_figure,
 )
 from marginlab.figures.style import margin_label, margin_of
-from marginlab.training.run import Run
+from marginlab.training.service import RunView
 from marginlab.training.snapshots import Snapshot
 from ui.controls import LOSS_NAMES
 from ui.live import LiveTraining
@@ -53,6 +53,7 @@ FIGURE_CAPTIONS = {
 }
 # Figures drawn once for all runs of a comparison; the others get one panel per run.
 SHARED = ("target_logit", "boundary", "curves")
+FAST_FORWARD_CHUNK = 25
 
 
 def _spec(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -62,11 +63,11 @@ def _spec(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def run_figure(
-    name: str, run: Run, snap: Snapshot, *, names: Sequence[str] | None = None
+    name: str, run: RunView, snap: Snapshot, *, names: Sequence[str] | None = None
 ) -> go.Figure | None:
     """Figure `name` of one run at snapshot `snap`; None where it does not apply (raw in 3-D)."""
     params = run_params(run)
-    labels = run.data.probe_labels
+    labels = run.probe_labels
     if name == "view":
         return embedding_figure(snap, labels, params, names=names)
     if name == "raw":
@@ -76,15 +77,15 @@ def run_figure(
     if name == "theta_hist":
         return angle_figure(snap, labels, params, names=names)
     if name == "curves":
-        return curves_figure(list(run.history) or [snap])
+        return curves_figure(list(run.history))
     if name == "boundary":
         return binary_boundary_figure([_spec(params)])
     if name == "probability":
-        return probability_figure(snap, params, n_classes=run.data.num_classes)
+        return probability_figure(snap, params, n_classes=run.num_classes)
     raise ValueError(f"unknown figure {name!r}")
 
 
-def comparison_figure(name: str, runs: Sequence[Run]) -> go.Figure:
+def comparison_figure(name: str, runs: Sequence[RunView]) -> go.Figure:
     """Figure `name` for several runs at once (only the SHARED names)."""
     params = [run_params(run) for run in runs]
     if name == "target_logit":
@@ -97,15 +98,15 @@ def comparison_figure(name: str, runs: Sequence[Run]) -> go.Figure:
     raise ValueError(f"figure {name!r} is drawn per run, not for a comparison")
 
 
-def metrics_strip(run: Run, snap: Snapshot) -> None:
+def metrics_strip(run: RunView, snap: Snapshot) -> None:
     """Step, loss, accuracy, angles, the median lead and "margin met" of one run, and a
     NaN-guard note.
 
     The note sits in a slot that is always there: an element appearing above the plots would
     shift them, and Streamlit would remount each plot's div, losing the user's 3-D camera.
     """
-    names = run.data.dataset.class_names
-    row = metrics_row(snap, run.data.probe_labels, run_params(run), names=names)
+    names = run.class_names
+    row = metrics_row(snap, run.probe_labels, run_params(run), names=names)
     cols = st.columns(6)
     cols[0].metric("step", f"{row['step']:,}")
     cols[1].metric("training loss", f"{row['training loss']:.3f}")
@@ -132,16 +133,16 @@ def metrics_strip(run: Run, snap: Snapshot) -> None:
         )
 
 
-def metrics_table(runs: Sequence[Run]) -> None:
+def metrics_table(runs: Sequence[RunView]) -> None:
     """One row per run of a comparison, with the hash of its initial backbone weights."""
     rows = [
         {
             "loss": LOSS_NAMES[run.config.loss],
             **metrics_row(
                 run.latest_snapshot(),
-                run.data.probe_labels,
+                run.probe_labels,
                 run_params(run),
-                names=run.data.dataset.class_names,
+                names=run.class_names,
             ),
             "initial weights": run.init_hash[:12],
         }
@@ -160,7 +161,7 @@ def metrics_table(runs: Sequence[Run]) -> None:
 
 def show_figures(
     figures: Sequence[str],
-    runs: Sequence[Run],
+    runs: Sequence[RunView],
     *,
     key: str,
     presenter: bool = False,
@@ -194,19 +195,20 @@ def show_figures(
 
 
 def fast_forward(live: LiveTraining, target_step: int, *, label: str) -> None:
-    """A button that trains up to `target_step` with a progress bar (Play stays available)."""
+    """A button that trains up to `target_step` with a progress bar (Play stays available).
+
+    The worker trains in chunks of FAST_FORWARD_CHUNK steps; the page waits for each chunk
+    (its own session only: other sessions' pages go on) and shows how far it got."""
     remaining = target_step - live.steps
-    if remaining <= 0:
+    if remaining <= 0 or not live.handle.alive:
         return
     if not st.button(label, icon=":material/fast_forward:"):
         return
-    live.playing = False
     bar = st.progress(0.0, text="training…")
-    with live.lock:
-        while live.steps < target_step:
-            live.trainer.step(min(25, target_step - live.steps))
-            done = 1 - (target_step - live.steps) / remaining
-            bar.progress(done, text=f"training: step {live.steps} of {target_step}")
-        for run in live.runs:
-            run.snapshot()
+    while live.steps < target_step and live.handle.alive:
+        live.handle.step(min(FAST_FORWARD_CHUNK, target_step - live.steps))
+        done = 1 - (target_step - live.steps) / remaining
+        bar.progress(done, text=f"training: step {live.steps} of {target_step}")
+        if live.handle.error:
+            break
     bar.empty()

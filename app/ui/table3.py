@@ -1,12 +1,14 @@
 """The ArcFace paper's Table 3 on labelled sets of images, with the paper's definitions beside.
 
-Embedding 1,000 training images takes about as long as a live tick's whole budget (0.11 s on
-one core for the MNIST CNN), so the training-images row is measured while the run is paused
-(and cached for that step); while it plays, only the held-out row of the snapshot is shown.
+Embedding 1,000 training images takes about 0.11 s on one core for the MNIST CNN, and it needs
+the model, which lives in a training worker: the training-images row is measured there, while
+the run is paused (and cached for that step); while it plays, only the held-out row of the
+snapshot is shown.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -19,7 +21,7 @@ from marginlab.experiments.angle_report import (
     Table3Row,
     table3_sets,
 )
-from marginlab.training.run import Run
+from marginlab.training.service import RunView
 from marginlab.training.snapshots import Snapshot
 from ui.live import LiveTraining
 
@@ -38,11 +40,11 @@ def definitions_caption() -> None:
     )
 
 
-def _probe_row(run: Run, snap: Snapshot) -> Table3Row:
+def _probe_row(run: RunView, snap: Snapshot) -> Table3Row:
     stats = snap.stats
     return Table3Row(
         HELD_OUT_SET,
-        len(run.data.probe_labels),
+        len(run.probe_labels),
         stats["intra"],
         stats["inter"],
         stats["w_ec"],
@@ -52,25 +54,26 @@ def _probe_row(run: Run, snap: Snapshot) -> Table3Row:
 
 
 def _measured_rows(
-    live: LiveTraining, run: Run, key: str, unseen: tuple[np.ndarray, np.ndarray] | None
+    live: LiveTraining, run: RunView, key: str, unseen: tuple[np.ndarray, np.ndarray] | None
 ) -> list[Table3Row] | None:
-    """table3_sets at the run's current step, cached per step; None if the trainer is busy."""
+    """table3_sets at the run's current step, computed by the worker, cached per step (None
+    when the worker cannot answer)."""
+    stamp = (live.handle.id, run.name, run.steps)
     cached = st.session_state.get(key)
-    if cached is not None and cached[0] == (id(run), run.steps):
+    if cached is not None and cached[0] == stamp:
         return cached[1]
-    if not live.lock.acquire(blocking=False):
-        return None  # a training chunk holds the model: embedding now would race it
+    look = functools.partial(table3_sets, unseen=unseen)
     try:
-        rows = table3_sets(run, unseen=unseen)
-    finally:
-        live.lock.release()
-    st.session_state[key] = ((id(run), run.steps), rows)
+        rows = live.handle.query(live.runs.index(run), look)
+    except RuntimeError:  # the worker died: the page says so; show the snapshot's row
+        return None
+    st.session_state[key] = (stamp, rows)
     return rows
 
 
 def table3_panel(
     live: LiveTraining,
-    run: Run,
+    run: RunView,
     snap: Snapshot,
     *,
     key: str,
@@ -80,7 +83,8 @@ def table3_panel(
     unseen identities when given), labelled; only the held-out row while playing or when an
     older snapshot is replayed (the training images are embedded with the current weights)."""
     current = snap.step == run.steps
-    rows = None if live.playing or not current else _measured_rows(live, run, key, unseen)
+    measurable = current and not live.playing and live.handle.alive
+    rows = _measured_rows(live, run, key, unseen) if measurable else None
     notes = []
     if rows is None:
         rows = [_probe_row(run, snap)]

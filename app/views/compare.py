@@ -6,7 +6,7 @@ from marginlab.figures import target_logit_figure
 from marginlab.figures.run import curves_figure, embedding_figure
 from marginlab.figures.style import margin_label, margin_of
 from marginlab.lab_state import LAB_LOSSES, MAX_COMPARE, run_config, tunable_params
-from marginlab.training.comparison import LockstepComparison
+from marginlab.training.service.builders import new_comparison
 from ui.controls import (
     LOSS_NAMES,
     margin_controls,
@@ -15,7 +15,8 @@ from ui.controls import (
     training_controls,
 )
 from ui.exports import export_panel, run_file_panel
-from ui.live import live_training, run_every, transport
+from ui.live import LiveTraining
+from ui.live_page import live_page
 from ui.live_plot import live_plotly
 from ui.panels import metrics_table
 from ui.presenter import presenter_css, styled
@@ -56,27 +57,13 @@ st.caption(
     "Every run sees the same batches in the same order and starts from the same backbone "
     "weights (the hashes in the table prove it); one Play button drives them all."
 )
-live = live_training(SLOT, wanted, lambda configs: LockstepComparison(configs))
-if live is None:
-    if st.button("Use the shipped MNIST subset instead", type="primary"):
-        update_config(dataset="mnist-toy")
-        st.rerun()
-    st.stop()
-transport(live, SLOT, speed=config.speed)
-if live.error:
-    st.error(live.error, icon=":material/error:")
-runs = live.runs
-labels = runs[0].data.probe_labels
-names = runs[0].data.dataset.class_names
 params = {c.loss: {"loss": c.loss, **c.head_params()} for c in wanted}
 
 
-@st.fragment(run_every=run_every(live))
-def live_panel() -> None:
-    if live.playing:
-        live.advance(config.speed)
-        if not live.playing:
-            st.rerun(scope="app")
+def draw(live: LiveTraining) -> None:
+    """Every run's latest snapshot, drawn with the current s and m; one shared camera."""
+    runs = live.runs
+    labels, names = runs[0].probe_labels, runs[0].class_names
     snaps = {run.config.loss: run.latest_snapshot() for run in runs}
     metrics_table(runs)
     for start in range(0, len(runs), COLUMNS):
@@ -107,7 +94,9 @@ def live_panel() -> None:
         live_plotly(styled(curves_figure(history), presenter), key="compare_curves", height=460)
 
 
-live_panel()
+live = live_page(
+    SLOT, wanted, lambda configs: new_comparison(configs), speed=config.speed, draw=draw
+)
 if not presenter:
     run_file_panel(SLOT, live)
-    export_panel(SLOT, live, params, names)
+    export_panel(SLOT, live, params, live.runs[0].class_names)

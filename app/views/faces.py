@@ -1,5 +1,7 @@
 """Faces: identities on the circle/sphere (closed set) and verification of unseen people."""
 
+import functools
+
 import pandas as pd
 import streamlit as st
 
@@ -11,6 +13,7 @@ from marginlab.experiments.faces import (
     OPEN_SET_DIM,
     OPEN_SET_FINDINGS,
     OPEN_SET_STEPS,
+    closed_set_comparison,
     closed_set_config,
     olivetti_faces,
     open_set_config,
@@ -19,7 +22,8 @@ from marginlab.experiments.faces import (
 from marginlab.figures.verification import pair_angle_panels, roc_figure
 from ui.controls import LOSS_NAMES
 from ui.limits import limited
-from ui.live import live_training, run_every, transport
+from ui.live import LiveTraining
+from ui.live_page import live_page
 from ui.live_plot import live_plotly
 from ui.panels import metrics_table, show_figures
 from ui.state import page_setup
@@ -66,23 +70,24 @@ with closed_tab:
     if losses:
         setup = closed_setup(tuple(losses), k, dim, config.seed)
 
-        def build(configs):
-            return setup.comparison(augment=True)
+        recipe = functools.partial(
+            closed_set_comparison, tuple(losses), k=k, dim=dim, seed=config.seed
+        )
 
-        live = live_training("faces_closed", list(setup.configs), build, setup=(k,))
-        transport(live, "faces_closed", speed=config.speed)
-        if live.error:
-            st.error(live.error)
-
-        @st.fragment(run_every=run_every(live))
-        def closed_panel() -> None:
-            if live.playing:
-                live.advance(config.speed)
+        def draw(live: LiveTraining) -> None:
             metrics_table(live.runs)
-            names = live.runs[0].data.dataset.class_names
+            names = live.runs[0].class_names
             show_figures(["view", "curves"], live.runs, key="faces_closed", names=names)
 
-        closed_panel()
+        live_page(
+            "faces_closed",
+            list(setup.configs),
+            lambda configs: recipe,
+            speed=config.speed,
+            draw=draw,
+            setup=(k,),
+            offer_mnist=False,
+        )
     else:
         st.info("Choose at least one loss.")
 

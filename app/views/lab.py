@@ -12,7 +12,7 @@ from marginlab.figures.run import (
     raw_figure,
 )
 from marginlab.lab_state import run_config
-from marginlab.training.run import Run
+from marginlab.training.service.builders import new_run
 from ui.controls import (
     LOSS_NAMES,
     margin_controls,
@@ -21,13 +21,13 @@ from ui.controls import (
     training_controls,
 )
 from ui.exports import export_panel, run_file_panel
-from ui.live import live_training, run_every, transport
+from ui.live import LiveTraining
+from ui.live_page import live_page
 from ui.live_plot import live_plotly
 from ui.panels import metrics_strip
 from ui.presenter import figure_height, presenter_css, styled
-from ui.state import page_setup, update_config
+from ui.state import page_setup
 from ui.table3 import table3_panel
-from ui.text import plain
 
 SLOT = "lab"
 
@@ -44,31 +44,15 @@ with st.sidebar:
 presenter_css(presenter)
 
 st.title("Margin Lab")
-live = live_training(SLOT, [wanted], lambda configs: Run(configs[0]))
-if live is None:
-    if st.button("Use the shipped MNIST subset instead", type="primary"):
-        update_config(dataset="mnist-toy")
-        st.rerun()
-    st.stop()
-run = live.runs[0]
-if run.data.dataset.notice:
-    st.info(plain(run.data.dataset.notice), icon=":material/info:")
-transport(live, SLOT, speed=config.speed)
-if live.error:
-    st.error(live.error, icon=":material/error:")
-
 params = {"loss": config.loss, **wanted.head_params()}
-names = run.data.dataset.class_names
-labels = run.data.probe_labels
 
 
-@st.fragment(run_every=run_every(live))
-def live_panel() -> None:
-    if live.playing:
-        live.advance(config.speed)
-        if not live.playing:  # stopped by an error: redraw the buttons
-            st.rerun(scope="app")
-    history = list(run.history) or [run.latest_snapshot()]
+def draw(live: LiveTraining) -> None:
+    """The latest snapshot (or, while paused, the one the scrubber picks) with the current
+    s and m: moving a slider redraws the geometry at once from the current weights."""
+    run = live.runs[0]
+    names, labels = run.class_names, run.probe_labels
+    history = run.history
     snap = history[-1]
     # Elements that come and go (the scrubber while paused, the NaN note) get a slot that is
     # always there: a new element above the plots would shift them, and Streamlit would then
@@ -119,7 +103,7 @@ def live_panel() -> None:
     table3_panel(live, run, snap, key="lab_table3")
 
 
-live_panel()
+live = live_page(SLOT, [wanted], lambda configs: new_run(configs[0]), speed=config.speed, draw=draw)
 if not presenter:
     run_file_panel(SLOT, live)
-    export_panel(SLOT, live, {config.loss: params}, names)
+    export_panel(SLOT, live, {config.loss: params}, live.runs[0].class_names)

@@ -6,7 +6,6 @@ claim" trains the lesson's preset from scratch and measures it (marginlab.lesson
 """
 
 import os
-import threading
 from pathlib import Path
 
 import pandas as pd
@@ -14,10 +13,10 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from marginlab.lab_state import LabConfig, run_config, to_query, tunable_params
-from marginlab.lessons.checks import ClaimResult, Progress, check_claim
+from marginlab.lessons.checks import ClaimResult
 from marginlab.lessons.parser import LESSONS_DIR, PRESET_KEYS, Lesson, load_lessons
-from marginlab.training.comparison import LockstepComparison
-from marginlab.training.run import Run
+from marginlab.training.service.builders import new_comparison, new_run
+from ui.claims import shared_check
 from ui.controls import (
     LOSS_NAMES,
     margin_controls,
@@ -25,7 +24,8 @@ from ui.controls import (
     setup_controls,
     training_controls,
 )
-from ui.live import live_training, reset, run_every, transport
+from ui.live import LiveTraining, reset
+from ui.live_page import live_page
 from ui.panels import fast_forward, metrics_strip, metrics_table, show_figures
 from ui.presenter import presenter_css
 from ui.state import current_config, page_setup, set_config
@@ -141,33 +141,6 @@ def faces_link() -> None:
         st.markdown("Open the [Faces page](faces).")
 
 
-@st.cache_resource
-def _shared_results() -> tuple[dict[tuple, ClaimResult], threading.Lock]:
-    """Claim results shared by every session of this server, and one lock for the trainer.
-
-    A class of thirty pressing "Check this claim" at once would otherwise start thirty
-    trainings on the same cores; with the lock they queue, and all but the first find the
-    answer ready (a check is seeded and deterministic for a given lesson text)."""
-    return {}, threading.Lock()
-
-
-def shared_check(lesson: Lesson, progress: Progress) -> ClaimResult:
-    """check_claim, computed once per lesson content for the whole server."""
-    results, lock = _shared_results()
-    claim = (lesson.claim.text, lesson.claim.check, repr(sorted(lesson.claim.params.items())))
-    key = (lesson.id, claim, lesson.preset, lesson.pretrain_steps)
-    with lock:
-        if key in results:
-            return results[key]
-        try:
-            result = check_claim(lesson, progress)
-        except Exception as error:  # a broken check is reported, never a traceback
-            return ClaimResult(False, explanation=f"The check failed: {error}")
-        if not result.skipped:  # a missing download may be there next time
-            results[key] = result
-        return result
-
-
 def claim_panel(lesson: Lesson) -> None:
     """The claim, a button that checks it on a fresh run of the preset, and what was measured."""
     st.markdown(f"#### The claim\n> {plain(lesson.claim.text)}")
@@ -229,33 +202,32 @@ with text_column:
     st.divider()
     claim_panel(lesson)
 
-with lab_column:
-    build = LockstepComparison if multi else (lambda configs: Run(configs[0]))
-    live = live_training(SLOT, wanted, build)
-    if live is None:
-        st.stop()
-    transport(live, SLOT, speed=config.speed)
-    if live.error:
-        st.error(live.error, icon=":material/error:")
+
+def draw(live: LiveTraining) -> None:
+    runs = live.runs
+    if multi:
+        metrics_table(runs)
+    else:
+        metrics_strip(runs[0], runs[0].latest_snapshot())
+    show_figures(lesson.figures, runs, key=SLOT, presenter=presenter, names=runs[0].class_names)
+    st.caption(f"Test accuracy and angles are measured on {runs[0].probe_description}.")
+
+
+def train_to_claim(live: LiveTraining) -> None:
     fast_forward(
         live,
         lesson.pretrain_steps,
         label=f"Train to step {lesson.pretrain_steps} (where the claim is measured)",
     )
-    runs = live.runs
-    names = runs[0].data.dataset.class_names
 
-    @st.fragment(run_every=run_every(live))
-    def live_panel() -> None:
-        if live.playing:
-            live.advance(config.speed)
-            if not live.playing:  # stopped by an error: redraw the buttons
-                st.rerun(scope="app")
-        if multi:
-            metrics_table(runs)
-        else:
-            metrics_strip(runs[0], runs[0].latest_snapshot())
-        show_figures(lesson.figures, runs, key=SLOT, presenter=presenter, names=names)
-        st.caption(f"Test accuracy and angles are measured on {runs[0].probe_description}.")
 
-    live_panel()
+with lab_column:
+    live_page(
+        SLOT,
+        wanted,
+        new_comparison if multi else (lambda configs: new_run(configs[0])),
+        speed=config.speed,
+        draw=draw,
+        offer_mnist=False,
+        below_transport=train_to_claim,
+    )

@@ -139,6 +139,14 @@ def closed_set_config(
     return FaceSetup(dataset, _face_configs(list(losses), dim, dataset, defaults, changes))
 
 
+def closed_set_comparison(
+    losses: Sequence[str], *, k: int, dim: int, seed: int, augment: bool = True
+) -> LockstepComparison:
+    """The closed-set losses in lock-step, augmented: what the Faces page trains live (a
+    training worker builds it from these picklable arguments, see training.service)."""
+    return closed_set_config(tuple(losses), k=k, dim=dim, seed=seed).comparison(augment=augment)
+
+
 @dataclass(frozen=True, eq=False, kw_only=True)
 class OpenSetSetup(FaceSetup):
     """A FaceSetup on the training people, plus the images of the people held out from it."""

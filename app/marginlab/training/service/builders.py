@@ -28,9 +28,12 @@ def new_comparison(configs: Sequence[RunConfig]) -> Callable[[], LockstepCompari
     return functools.partial(LockstepComparison, tuple(configs))
 
 
-def from_run_file(data: bytes, *, comparison: bool) -> Callable[[], Run | LockstepComparison]:
-    """A trainer restored from run-file bytes (RunFileError for a bad file, raised by create)."""
-    return functools.partial(_load, data, comparison)
+def from_run_file(
+    data: bytes, *, comparison: bool, max_bytes: int | None = None
+) -> Callable[[], Run | LockstepComparison]:
+    """A trainer restored from run-file bytes (RunFileError for a bad file, raised by create);
+    `max_bytes` bounds what the file may inflate to (run_files' checks)."""
+    return functools.partial(_load, data, comparison, max_bytes)
 
 
 def forked(build: Callable[[], Trainer], data: bytes) -> Callable[[], Trainer]:
@@ -41,10 +44,12 @@ def forked(build: Callable[[], Trainer], data: bytes) -> Callable[[], Trainer]:
     return functools.partial(_fork, build, data)
 
 
-def _load(data: bytes, comparison: bool) -> Trainer:
+def _load(data: bytes, comparison: bool, max_bytes: int | None = None) -> Trainer:
     from marginlab.training.run_files import load_comparison, load_run
 
-    return _with_file(data, load_comparison if comparison else load_run)
+    load = load_comparison if comparison else load_run
+    limit = {} if max_bytes is None else {"max_bytes": max_bytes}
+    return _with_file(data, lambda path: load(path, **limit))
 
 
 def _fork(build: Callable[[], Trainer], data: bytes) -> Trainer:

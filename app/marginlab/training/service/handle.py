@@ -12,6 +12,7 @@ its way before the change cannot undo it (`params_version`).
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import deque
@@ -19,10 +20,12 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+import torch
 
 from marginlab.training.config import RunConfig
 from marginlab.training.run import MUTABLE_FIELDS
 from marginlab.training.service.messages import Created, RunInfo, Update
+from marginlab.training.service.pipe_worker import WorkerCrashed
 from marginlab.training.snapshots import Snapshot
 
 # How a handle reaches its worker: (command name, payload, wait) -> the reply's value.
@@ -49,7 +52,7 @@ class RunView:
         self.class_names = info.class_names
         self.num_classes = info.num_classes
         self.probe_description = info.probe_description
-        self.device = info.device
+        self.device = torch.device(info.device)  # as Run.device (the worker's tensors)
         self.source = info.source
         self.notice = info.notice
         self.steps = 0
@@ -130,17 +133,19 @@ class TrainerHandle:
         self._send("play", until, False)
 
     def pause(self) -> int:
-        """Stop training; returns the final step count: no step is taken after it."""
-        if not self.alive:
-            return self.steps
-        self.apply_update(self._send("pause", None, True))
+        """Stop training; returns the final step count: no step is taken after it. (If the
+        worker died meanwhile, the trainer is marked crashed and nothing trains either.)"""
+        if self.alive:
+            with contextlib.suppress(WorkerCrashed):
+                self.apply_update(self._send("pause", None, True))
         return self.steps
 
     def step(self, count: int) -> int:
         """Train `count` steps now (pausing a playing trainer); returns the step count."""
         if self.alive:
             self.error = ""
-            self.apply_update(self._send("step", int(count), True))
+            with contextlib.suppress(WorkerCrashed):
+                self.apply_update(self._send("step", int(count), True))
         return self.steps
 
     def set_params(self, configs: Sequence[RunConfig]) -> bool:
@@ -167,6 +172,13 @@ class TrainerHandle:
         if not self.alive:
             raise RuntimeError(self.crashed or "this trainer was closed")
         return self._send("save", None, True)
+
+    def query(self, index: int, look: Callable[[Any], Any]) -> Any:
+        """`look(run)` on the worker's own run number `index`, between two steps (a picklable
+        function: e.g. statistics that need the model, not only a snapshot)."""
+        if not self.alive:
+            raise RuntimeError(self.crashed or "this trainer was closed")
+        return self._send("query", (int(index), look), True)
 
     def close(self) -> None:
         """End the trainer (its worker forgets it); idempotent."""

@@ -20,7 +20,18 @@ from marginlab.training.config import RunConfig
 from marginlab.training.snapshots import Snapshot
 
 # The commands a worker understands (worker.py dispatches on these names).
-COMMANDS = ("create", "play", "pause", "step", "set_params", "save", "close", "ping", "exit")
+COMMANDS = (
+    "create",
+    "play",
+    "pause",
+    "step",
+    "set_params",
+    "save",
+    "query",
+    "close",
+    "ping",
+    "exit",
+)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ COMMAND_TIMEOUT_S = 120.0  # one step of a six-run comparison on a busy machine,
 # again (a crash loop: e.g. a server whose main module cannot be imported by spawn).
 QUICK_DEATH_S = 10.0
 MAX_QUICK_DEATHS = 3
+WORKER_NAME = "marginlab-worker"  # process names; service.py spawns these without __main__
 
 
 class WorkerCrashed(RuntimeError):
@@ -36,7 +37,8 @@ class PipeWorker:
     def __init__(self, service: TrainingService, index: int) -> None:
         self.service = service
         self.index = index
-        self._send_lock = threading.Lock()
+        self._send_lock = threading.Lock()  # one message at a time into the pipe
+        self._pending_lock = threading.Lock()  # the requests waiting for a reply
         self._requests = itertools.count(1)
         self._pending: dict[int, Future] = {}
         self._quick_deaths = 0
@@ -49,7 +51,7 @@ class PipeWorker:
         self.process = context.Process(
             target=worker_main,
             args=(there, os.getpid()),
-            name=f"marginlab-worker-{self.index}",
+            name=f"{WORKER_NAME}-{self.index}",
             daemon=True,  # and multiprocessing ends it at a normal interpreter exit
         )
         self.started = time.monotonic()
@@ -81,17 +83,22 @@ class PipeWorker:
         if self.broken:
             raise WorkerCrashed(self.broken)
         future: Future = Future()
-        with self._send_lock:
+        with self._pending_lock:
             request_id = next(self._requests)
             self._pending[request_id] = future
-            try:
+        try:
+            with self._send_lock:
                 self.conn.send(Command(request_id, command.name, command.trainer, command.payload))
-            except (BrokenPipeError, OSError):
+        except (BrokenPipeError, OSError):
+            with self._pending_lock:
                 self._pending.pop(request_id, None)
-                raise WorkerCrashed("the training worker is not running") from None
+            raise WorkerCrashed("the training worker is not running") from None
         return future.result(timeout)
 
     def _read(self, conn: Any, process: Any) -> None:
+        """Route the worker's messages; when it dies, tell its trainers and start another.
+        (Only the pending-requests lock is taken here, never the send lock: a sender blocked
+        on a full pipe must not keep this thread from emptying the other direction.)"""
         while True:
             try:
                 message = conn.recv()
@@ -100,7 +107,7 @@ class PipeWorker:
             except Exception:  # an unpicklable message: skip it, keep the pipe
                 continue
             if isinstance(message, Reply):
-                with self._send_lock:
+                with self._pending_lock:
                     future = self._pending.pop(message.request, None)
                 if future is None:
                     continue
@@ -111,13 +118,15 @@ class PipeWorker:
             elif isinstance(message, Update):
                 self.service._on_update(message)
         process.join(1.0)
-        with self._send_lock:
+        closing = self.service._closing.is_set()
+        if not closing:  # first the handles, so a caller woken below finds them crashed
+            self.service._on_worker_lost(self, process.exitcode)
+        with self._pending_lock:
             pending, self._pending = self._pending, {}
         for future in pending.values():
             future.set_exception(WorkerCrashed(f"the training worker died ({process.exitcode})"))
-        if self.service._closing.is_set():
+        if closing:
             return
-        self.service._on_worker_lost(self, process.exitcode)
         quick = time.monotonic() - self.started < QUICK_DEATH_S
         self._quick_deaths = self._quick_deaths + 1 if quick else 0
         if self._quick_deaths >= MAX_QUICK_DEATHS:

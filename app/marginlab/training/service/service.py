@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.spawn
 import os
 import threading
 import time
@@ -33,10 +34,36 @@ from typing import Any
 
 from marginlab.training.service.handle import TrainerHandle
 from marginlab.training.service.messages import Command, Created, Update
-from marginlab.training.service.pipe_worker import COMMAND_TIMEOUT_S, PipeWorker
+from marginlab.training.service.pipe_worker import COMMAND_TIMEOUT_S, WORKER_NAME, PipeWorker
 
 DEFAULT_TTL_S = 120.0  # as Streamlit keeps a closed tab's session (server.disconnectedSessionTTL)
 CREATE_TIMEOUT_S = 600.0  # building may download a data set
+SETTINGS_PREFIX = "MARGINLAB_"  # environment variables a trainer's build reads
+
+
+def _spawn_without_main() -> None:
+    """Make spawn skip re-running the server's main module in our workers (idempotent).
+
+    spawn normally imports the parent's __main__ in the child, so that pickled functions of
+    a script resolve. In a Streamlit server __main__ is the page script being run (Streamlit
+    puts it in sys.modules["__main__"]): a worker would run a page at start and die. Our
+    workers need nothing from __main__ (their entry and recipes live in marginlab), so for
+    processes named WORKER_NAME-* the main-module entries are dropped from the preparation
+    data; every other process spawns as usual.
+    """
+    original = multiprocessing.spawn.get_preparation_data
+    if getattr(original, "_marginlab", False):
+        return
+
+    def preparation_data(name: str) -> dict[str, Any]:
+        data = original(name)
+        if name.startswith(WORKER_NAME):
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    preparation_data._marginlab = True  # type: ignore[attr-defined]
+    multiprocessing.spawn.get_preparation_data = preparation_data
 
 
 def worker_count(configured: int | None = None) -> int:
@@ -63,6 +90,7 @@ class TrainingService:
         self, workers: int | None = None, *, ttl: float = DEFAULT_TTL_S, ray_address: str = ""
     ) -> None:
         self.ttl = float(ttl)
+        _spawn_without_main()
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
         self._handles: dict[str, TrainerHandle] = {}
@@ -96,7 +124,11 @@ class TrainingService:
             working = [w for w in self.workers if not w.broken] or self.workers
             least = min(working, key=lambda w: loads[id(w)])
         chosen = least if worker is None else self.workers[worker]
-        created: Created = chosen.request(Command(None, "create", trainer_id, build), timeout)
+        # The server's data settings ($MARGINLAB_CACHE, ...) as they are now, not as they
+        # were when the worker started: the worker builds under them.
+        settings = {k: v for k, v in os.environ.items() if k.startswith(SETTINGS_PREFIX)}
+        command = Command(None, "create", trainer_id, (build, settings))
+        created: Created = chosen.request(command, timeout)
         handle = TrainerHandle(
             trainer_id, created, lambda name, payload, wait: chosen.send(
                 trainer_id, name, payload, wait

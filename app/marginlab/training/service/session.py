@@ -202,6 +202,10 @@ class SessionHandle:
     def save(self) -> bytes:
         return self.target.save()
 
+    def query(self, index: int, look: Callable[[Any], Any]) -> Any:
+        """`look(run)` in the worker, on the trainer this session shows (see TrainerHandle)."""
+        return self.target.query(index, look)
+
     def reset(self) -> None:
         """Start afresh: a private trainer at step 0 (a Reset alters training for this session
         only); while waiting for a place, the view follows the shared run."""

@@ -19,6 +19,7 @@ import os
 import pickle
 import signal
 import tempfile
+import traceback
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -30,14 +31,28 @@ from marginlab.training.service.messages import Command, Created, Reply
 from marginlab.training.service.slot import Slot, Trainer
 
 IDLE_POLL_S = 1.0  # with nothing playing: how often the parent is looked for
+WORKER_NICENESS = 19  # the lowest priority: training gets the CPU nobody else wants
 
 
 def worker_main(conn: Connection, parent_pid: int) -> None:
     """The worker process's entry point (must be importable: spawn pickles it by name)."""
     torch.set_num_threads(1)
+    # Training is background work: where the cores are short, the server (and a browser on
+    # the same machine) answers clicks first. On a quiet machine the worker still gets a
+    # whole idle core: niceness only matters while something else wants the CPU.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(WORKER_NICENESS)
     # Ctrl-C in the server's terminal reaches the whole process group: the server decides.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    Worker(conn, parent_pid).serve()
+    code = 0
+    try:
+        Worker(conn, parent_pid).serve()
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    # Leave at once: the interpreter's teardown (freeing every tensor, torch's exit hooks)
+    # took seconds of CPU on a busy machine, and nothing here needs flushing.
+    os._exit(code)
 
 
 class Worker:
@@ -113,16 +128,31 @@ class Worker:
             slot.set_params([dict(change) for change in changes], version)
         elif name == "save":
             return _run_file_bytes(slot.trainer)
+        elif name == "query":
+            index, look = payload
+            return look(slot.runs[int(index)])
         else:
             raise ValueError(f"unknown command {name!r}")
         return slot.update()
 
-    def _create(self, trainer_id: str, build: Callable[[], Trainer]) -> Created:
+    def _create(
+        self, trainer_id: str, payload: tuple[Callable[[], Trainer], dict[str, str]]
+    ) -> Created:
+        build, settings = payload
+        _use_settings(settings)
         slot = Slot(trainer_id, build())
         for run in slot.runs:
             run.latest_snapshot()  # step 0 (or the loaded run's last): something to draw
         self.slots[trainer_id] = slot
         return Created(slot.kind, slot.infos(), slot.update(), worker_pid=os.getpid())
+
+
+def _use_settings(settings: dict[str, str]) -> None:
+    """Take the server's MARGINLAB_* environment (where data is cached, ...) for this build."""
+    for name in [name for name in os.environ if name.startswith("MARGINLAB_")]:
+        if name not in settings:
+            del os.environ[name]
+    os.environ.update(settings)
 
 
 def _run_file_bytes(trainer: Trainer) -> bytes:
