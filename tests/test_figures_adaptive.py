@@ -17,7 +17,11 @@ from marginlab.figures.adaptive import (
     running_state_figure,
 )
 from marginlab.figures.curves import THETA_DEG
-from marginlab.losses.adaptive_base import ADAPTIVE_LOSSES, PAPER_PRESETS, adaptive_defaults
+from marginlab.losses.registry import ADAPTIVE_LOSSES, loss_spec
+
+
+def _defaults(loss: str) -> dict:
+    return loss_spec(loss).defaults(2)
 
 
 def _shifted(theta: np.ndarray, m: float) -> np.ndarray:
@@ -34,7 +38,7 @@ def _line(fig: go.Figure, starts: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_magface_margin_is_flat_outside_its_magnitudes_and_linear_inside() -> None:
-    params = {**adaptive_defaults("magface"), "l_a": 2.0, "u_a": 12.0, "l_m": 0.1, "u_m": 0.6}
+    params = {**_defaults("magface"), "l_a": 2.0, "u_a": 12.0, "l_m": 0.1, "u_m": 0.6}
     fig = norm_margin_figure("magface", params, norms=np.array([1.0, 5.0, 9.0]))
     x, y = _line(fig, "m(a)")
     assert x.max() == pytest.approx(15.0, rel=1e-6)  # 1.25 · u_a: the flat end is visible
@@ -45,7 +49,7 @@ def test_magface_margin_is_flat_outside_its_magnitudes_and_linear_inside() -> No
 
 
 def test_adaface_margins_at_the_running_mean_norm_are_zero_and_m() -> None:
-    params = {**adaptive_defaults("adaface"), "m": 0.3, "h": 0.5}
+    params = {**_defaults("adaface"), "m": 0.3, "h": 0.5}
     state = {"batch_mean": 4.0, "batch_std": 1.0}
     fig = norm_margin_figure("adaface", params, norms=np.linspace(1, 8, 50), state=state)
     x, angle = _line(fig, "g_angle")
@@ -61,7 +65,7 @@ def test_adaface_margins_at_the_running_mean_norm_are_zero_and_m() -> None:
 
 
 def test_curricular_negative_curve_uses_the_heads_t() -> None:
-    params = adaptive_defaults("curricularface")
+    params = _defaults("curricularface")
     fig = adaptive_target_figure("curricularface", params, state={"t": 0.37})
     x, y = _line(fig, "hard negative")
     np.testing.assert_array_equal(x, THETA_DEG.astype(np.float32))
@@ -75,7 +79,7 @@ def test_curricular_negative_curve_uses_the_heads_t() -> None:
 
 
 def test_elasticface_halo_sits_at_the_mean_plus_and_minus_sigma() -> None:
-    params = {**adaptive_defaults("elasticface-arc"), "m2": 0.3, "sigma": 0.1}
+    params = {**_defaults("elasticface-arc"), "m2": 0.3, "sigma": 0.1}
     fig = adaptive_target_figure("elasticface-arc", params)
     _, low = _line(fig, "m − σ")
     _, high = _line(fig, "m + σ")
@@ -89,7 +93,7 @@ def test_elasticface_halo_sits_at_the_mean_plus_and_minus_sigma() -> None:
 @pytest.mark.parametrize("loss", ADAPTIVE_LOSSES)
 @pytest.mark.parametrize("preset", ["toy", "paper"])
 def test_every_builder_is_valid_plotly_without_nan(loss: str, preset: str) -> None:
-    params = {**adaptive_defaults(loss), **(PAPER_PRESETS[loss] if preset == "paper" else {})}
+    params = {**_defaults(loss), **(loss_spec(loss).paper_preset if preset == "paper" else {})}
     norms = np.array([np.nan, np.inf, 0.0, 1e-9, 3.0, 250.0])
     state = {"batch_mean": 3.0, "batch_std": 0.0, "t": 1.0, "running_s": 7.0}
     steps = np.arange(4.0)

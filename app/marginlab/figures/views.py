@@ -18,6 +18,7 @@ from marginlab.figures.style import (
     BAND_GREY,
     CLASS_LEGEND,
     MISCLASSIFIED,
+    at_chosen_norm,
     base_layout,
     class_colors,
     class_names,
@@ -174,7 +175,8 @@ def circle_figure(
     w = weights_per_class(weights)
     n_classes = w.shape[0]
     colors, legend = class_colors(n_classes), class_names(n_classes, names)
-    region = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s, **margin)
+    drawn, norm_note = at_chosen_norm(margin, loss, features)
+    region = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s, **drawn)
     runs = circle_runs(region)
     unit = normalize_rows(features)
     if jitter > 0:
@@ -250,7 +252,7 @@ def circle_figure(
     layout = base_layout(
         title or f"Features on the unit circle — {margin_label(loss, s, **margin)}",
         "Shaded: the class that wins WITH margin in each direction; grey: margin bands "
-        "(no class wins by the margin); spokes: class weights W_j.",
+        "(no class wins by the margin); spokes: class weights W_j." + norm_note,
         xaxis={**axis, "title": {"text": "x̂₁ (normalised feature, dim 1)"}},
         yaxis={
             **axis,

@@ -73,12 +73,20 @@ def _cosface_note(m3: float) -> str:
     )
 
 
-def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
-    """The formula of `loss` with `params` (s, m1, m2, m3, sphere_m, lam, policy, ...)."""
+def loss_formula(
+    loss: str, params: Mapping[str, Any], state: Mapping[str, float] | None = None
+) -> Formula:
+    """The formula of `loss` with `params` (s, m1, m2, m3, sphere_m, lam, policy, ...) and,
+    for the post-2020 family, its running `state` (a snapshot's; None: the starting values)."""
     try:
         spec = loss_spec(loss)
     except ValueError:
         raise ValueError(f"no formula for loss {loss!r}") from None
+    if spec.adaptive:
+        # Imported here: adaptive_formulas builds on this module's Formula and _CE.
+        from marginlab.losses.adaptive_formulas import adaptive_formula
+
+        return adaptive_formula(loss, {**spec.defaults(2), **params}, state)
     branch, name, paper = spec.branch, spec.label, spec.paper
     s = float(params.get("s", 16.0))
     m1 = float(params.get("m1", 1.0))
