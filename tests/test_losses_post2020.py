@@ -498,3 +498,21 @@ def test_running_statistics_load_back() -> None:
     assert head.running_statistics() == {"batch_mean": 2.5, "batch_std": 0.75}
     with pytest.raises(ValueError, match="no running statistic 't'"):
         head.load_running_statistics({"t": 0.1})
+
+
+def test_cli_trains_saves_and_reloads_the_running_state(tmp_path, capsys) -> None:
+    """`train --loss adacos --json --save`, then `eval --load`: the JSON carries the head's
+    running s, and the reloaded run reports the same one."""
+    import json
+
+    from marginlab.cli import main
+
+    path = tmp_path / "adacos.pt"
+    fast = ["--dim", "2", "--steps", "8", "--device", "cpu", "--threads", "1", "--json"]
+    assert main(["train", "--loss", "adacos", *fast, "--save", str(path)]) == 0
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["config"]["loss"] == "adacos" and trained["state"]["running_s"] > 0
+    assert main(["eval", "--load", str(path), "--json"]) == 0
+    loaded = json.loads(capsys.readouterr().out)
+    assert loaded["state"] == trained["state"]
+    assert main(["train", "--loss", "adaface", "--m", "3", *fast]) == 2  # outside the table
