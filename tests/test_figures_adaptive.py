@@ -123,3 +123,24 @@ def test_running_state_drops_non_finite_points() -> None:
     x, y = _line(fig, "AdaCos s")
     np.testing.assert_array_equal(x, [0, 2, 3])
     np.testing.assert_array_equal(y, [3, 4, 5])
+
+
+def test_elasticface_circle_shows_the_band_one_sigma_wider_around_the_mean_band() -> None:
+    """On the circle, the pale halo is the band at m + σ: it covers the mean band and more."""
+    from marginlab.figures.views import BAND_NAME, HALO_NAME, circle_figure
+    from marginlab.geometry.regions import BAND, circle_directions, region_labels
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 2)), rng.integers(0, 6, 60)
+    angles = np.arange(6) * np.pi / 3
+    w = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    values = {"m2": 0.2, "sigma": 0.1}
+    fig = circle_figure(x, y, w, loss="elasticface-arc", s=20.0, m2=0.2, adaptive=values)
+    names = [t.name for t in fig.data]
+    assert HALO_NAME in names and names.index(HALO_NAME) < names.index(BAND_NAME)
+    u = circle_directions(36_000)
+    mean = region_labels(u, w, loss="elasticface-arc", s=20.0, adaptive=values) == BAND
+    wide = region_labels(u, w, loss="elasticface-arc", s=20.0, adaptive={**values, "m2": 0.3})
+    assert (wide == BAND)[mean].all() and (wide == BAND).sum() > mean.sum()
+    still = circle_figure(x, y, w, loss="elasticface-arc", s=20.0, adaptive={**values, "sigma": 0})
+    assert HALO_NAME not in [t.name for t in still.data]

@@ -40,6 +40,7 @@ from marginlab.geometry.regions import (
     raw_plane_regions,
     region_labels,
 )
+from marginlab.losses.adaptive_curves import spread_edge
 from marginlab.losses.registry import loss_spec
 
 # Above this many points, 2-D scatter uses WebGL (10k redraw ~100 ms vs ~290 ms for SVG; the
@@ -47,6 +48,7 @@ from marginlab.losses.registry import loss_spec
 WEBGL_ABOVE = 1_000
 CIRCLE_SAMPLES = 3_600  # 0.1° resolution: a band of m = 0.05 rad is 29 samples wide
 BAND_NAME = "margin band (no class wins with margin)"
+HALO_NAME = "band at the mean margin + σ (ElasticFace's spread of margins)"
 MISCLASSIFIED_NAME = "misclassified (test-time prediction)"
 
 
@@ -201,6 +203,15 @@ def circle_figure(
                 hoverinfo="skip",
             )
         )
+    edge = spread_edge(loss, margin.get("adaptive", {}))
+    if edge is not None:  # ElasticFace: the band one σ wider, pale, around the mean's band
+        outer = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s,
+                              **{**drawn, "adaptive": edge})  # fmt: skip
+        x, y = _fan_polygon([r for r in circle_runs(outer) if r.label == BAND], 1.12)
+        traces.append(
+            trace("scatter", x=f32(x), y=f32(y), fill="toself", mode="none",
+                  fillcolor=rgba(BAND_GREY, 0.22), name=HALO_NAME, hoverinfo="skip")
+        )  # fmt: skip
     x, y = _fan_polygon([r for r in runs if r.label == BAND], 1.12)
     traces.append(
         trace(

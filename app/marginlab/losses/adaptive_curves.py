@@ -19,6 +19,7 @@ import torch
 
 from marginlab.losses import adaptive_margins as am
 from marginlab.losses.registry import loss_spec
+from marginlab.params import PARAMS
 
 # The running state each loss carries, with the label a metric strip or a plot gives it.
 STATE_LABELS: dict[str, dict[str, str]] = {
@@ -128,6 +129,16 @@ def reference_target(loss: str, values: Mapping[str, Any], cos: np.ndarray) -> n
     params = {**loss_spec(loss).defaults(2), **values}
     curves = target_curves(loss, params, cos, values)
     return next(c.y for c in curves if c.label.startswith(_REFERENCE[loss]))
+
+
+def spread_edge(loss: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values at the wide edge of a loss's random margin spread, mean + σ (ElasticFace),
+    kept inside the parameter table; None for the losses without one."""
+    name = {"elasticface-arc": "m2", "elasticface-cos": "m3"}.get(loss)
+    if name is None or not values.get("sigma", 0.0) > 0:
+        return None
+    edge = min(float(values.get(name, 0.0)) + float(values["sigma"]), PARAMS[name].high)
+    return {**values, name: edge}
 
 
 def norm_margin_curves(
