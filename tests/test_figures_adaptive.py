@@ -144,3 +144,25 @@ def test_elasticface_circle_shows_the_band_one_sigma_wider_around_the_mean_band(
     assert (wide == BAND)[mean].all() and (wide == BAND).sum() > mean.sum()
     still = circle_figure(x, y, w, loss="elasticface-arc", s=20.0, adaptive={**values, "sigma": 0})
     assert HALO_NAME not in [t.name for t in still.data]
+
+
+@pytest.mark.parametrize("loss", ["magface", "adaface"])
+def test_norm_dependent_bands_change_with_the_radius_in_the_raw_plane(loss: str) -> None:
+    """A point is judged at its own ‖x‖: MagFace's band widens with the norm (m(a) grows);
+    AdaFace's changes too (its margin turns from angular to cosine as ẑ rises). A ring at
+    radius r equals the circle drawn at norm = r."""
+    from marginlab.geometry.regions import BAND, circle_directions, region_labels
+
+    angles = np.arange(6) * np.pi / 3
+    w = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    values = {
+        "magface": {"l_a": 1.0, "u_a": 6.0, "l_m": 0.05, "u_m": 0.5, "policy": "easy"},
+        "adaface": {"m": 0.4, "h": 1.0, "batch_mean": 3.5, "batch_std": 1.0},
+    }[loss]
+    ring = circle_directions(3600)
+    near, far = (region_labels(ring * r, w, loss=loss, s=16.0, adaptive=values) for r in (1, 6))
+    assert (near == BAND).mean() != (far == BAND).mean()
+    if loss == "magface":
+        assert (far == BAND).mean() > (near == BAND).mean()
+    at_norm = region_labels(ring, w, loss=loss, s=16.0, adaptive=values, norm=6.0)
+    np.testing.assert_array_equal(far, at_norm)

@@ -40,7 +40,7 @@ from marginlab.geometry.regions import (
     raw_plane_regions,
     region_labels,
 )
-from marginlab.losses.adaptive_curves import spread_edge
+from marginlab.losses.adaptive_curves import NORM_DEPENDENT, spread_edge
 from marginlab.losses.registry import loss_spec
 
 # Above this many points, 2-D scatter uses WebGL (10k redraw ~100 ms vs ~290 ms for SVG; the
@@ -366,6 +366,8 @@ def raw_feature_figure(
             "Shaded: the cone where each class wins WITH margin; grey: margin bands (no class "
             "wins by the margin; the test-time prediction has no margin)"
         )
+    if loss in NORM_DEPENDENT:  # AdaFace, MagFace: each point at its own ‖x‖, no cones
+        shading = shading.replace("the cone where", "where") + ", at each point's own ‖x‖"
     subtitle = f"Before normalisation. {shading}; arrows: class weights W_j, drawn ×{w_scale:.2g}."
     axis = {"range": [-extent, extent], "zeroline": True, "constrain": "domain"}
     layout = base_layout(
