@@ -28,6 +28,7 @@ from marginlab.figures import (
     target_probability_figure,
     training_curves_figure,
 )
+from marginlab.figures.style import at_chosen_norm
 from marginlab.figures.training_curves import STAT_STYLE
 from marginlab.figures.views import BAND_NAME, MISCLASSIFIED_NAME
 from marginlab.geometry.regions import PLAIN_ARGMAX, REGION_LOSSES, icosphere, sphere_face_labels
@@ -47,6 +48,13 @@ PARAMS = {
     "arcface": {"m2": 0.3},
     "combined": {"m1": 1.0, "m2": 0.3, "m3": 0.2},
     "subcenter-arcface": {"m2": 0.3},
+    # The post-2020 family: the head's values and running state, as margin_of gives them.
+    "adaface": {"adaptive": {"m": 0.3, "h": 0.333, "batch_mean": 1.5, "batch_std": 0.5}},
+    "magface": {"adaptive": {"l_a": 0.5, "u_a": 3.0, "l_m": 0.1, "u_m": 0.4, "policy": "easy"}},
+    "elasticface-arc": {"m2": 0.3, "adaptive": {"m2": 0.3, "sigma": 0.05}},
+    "elasticface-cos": {"m3": 0.2, "adaptive": {"m3": 0.2, "sigma": 0.05}},
+    "curricularface": {"m2": 0.3, "adaptive": {"m2": 0.3, "t": 0.4}},
+    "adacos": {"adaptive": {"running_s": 12.0}},
 }
 
 
@@ -107,7 +115,8 @@ def test_circle_figure_for_every_loss(loss):
     x, y, w = _data(2)
     fig = circle_figure(x, y, _weights_for(loss, w), loss=loss, s=20.0, **PARAMS[loss])
     names = [t.name for t in fig.data]
-    assert len(fig.data) == 3 * C + 3
+    halo = loss.startswith("elasticface")  # the band one σ wider (ElasticFace's spread)
+    assert len(fig.data) == 3 * C + 3 + halo
     assert [f"class {k}" for k in range(C)] == [n for n in names if re.fullmatch(r"class \d", n)]
     assert MISCLASSIFIED_NAME in names and BAND_NAME in names
     band = fig.data[names.index(BAND_NAME)]
@@ -132,7 +141,8 @@ def test_sphere_figure_for_every_loss(loss):
     _, faces = icosphere(4)
     assert len(mesh.intensity) == len(faces) == len(mesh.i)
     # The painted faces are exactly region_labels at the face centres (+1: 0 is the band).
-    expected = sphere_face_labels(weights, loss=loss, s=20.0, **PARAMS[loss]) + 1
+    drawn, _ = at_chosen_norm(PARAMS[loss], loss, x)  # AdaFace, MagFace: at the median ‖x‖
+    expected = sphere_face_labels(weights, loss=loss, s=20.0, **drawn) + 1
     np.testing.assert_array_equal(mesh.intensity, expected.astype(np.float32))
     assert fig.layout.scene.aspectmode == "cube" and fig.layout.scene.uirevision
     assert fig.layout.uirevision

@@ -17,7 +17,11 @@ from marginlab.figures.adaptive import (
     running_state_figure,
 )
 from marginlab.figures.curves import THETA_DEG
-from marginlab.losses.adaptive_base import ADAPTIVE_LOSSES, PAPER_PRESETS, adaptive_defaults
+from marginlab.losses.registry import ADAPTIVE_LOSSES, loss_spec
+
+
+def _defaults(loss: str) -> dict:
+    return loss_spec(loss).defaults(2)
 
 
 def _shifted(theta: np.ndarray, m: float) -> np.ndarray:
@@ -34,7 +38,7 @@ def _line(fig: go.Figure, starts: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_magface_margin_is_flat_outside_its_magnitudes_and_linear_inside() -> None:
-    params = {**adaptive_defaults("magface"), "l_a": 2.0, "u_a": 12.0, "l_m": 0.1, "u_m": 0.6}
+    params = {**_defaults("magface"), "l_a": 2.0, "u_a": 12.0, "l_m": 0.1, "u_m": 0.6}
     fig = norm_margin_figure("magface", params, norms=np.array([1.0, 5.0, 9.0]))
     x, y = _line(fig, "m(a)")
     assert x.max() == pytest.approx(15.0, rel=1e-6)  # 1.25 · u_a: the flat end is visible
@@ -45,7 +49,7 @@ def test_magface_margin_is_flat_outside_its_magnitudes_and_linear_inside() -> No
 
 
 def test_adaface_margins_at_the_running_mean_norm_are_zero_and_m() -> None:
-    params = {**adaptive_defaults("adaface"), "m": 0.3, "h": 0.5}
+    params = {**_defaults("adaface"), "m": 0.3, "h": 0.5}
     state = {"batch_mean": 4.0, "batch_std": 1.0}
     fig = norm_margin_figure("adaface", params, norms=np.linspace(1, 8, 50), state=state)
     x, angle = _line(fig, "g_angle")
@@ -61,7 +65,7 @@ def test_adaface_margins_at_the_running_mean_norm_are_zero_and_m() -> None:
 
 
 def test_curricular_negative_curve_uses_the_heads_t() -> None:
-    params = adaptive_defaults("curricularface")
+    params = _defaults("curricularface")
     fig = adaptive_target_figure("curricularface", params, state={"t": 0.37})
     x, y = _line(fig, "hard negative")
     np.testing.assert_array_equal(x, THETA_DEG.astype(np.float32))
@@ -75,7 +79,7 @@ def test_curricular_negative_curve_uses_the_heads_t() -> None:
 
 
 def test_elasticface_halo_sits_at_the_mean_plus_and_minus_sigma() -> None:
-    params = {**adaptive_defaults("elasticface-arc"), "m2": 0.3, "sigma": 0.1}
+    params = {**_defaults("elasticface-arc"), "m2": 0.3, "sigma": 0.1}
     fig = adaptive_target_figure("elasticface-arc", params)
     _, low = _line(fig, "m − σ")
     _, high = _line(fig, "m + σ")
@@ -89,7 +93,7 @@ def test_elasticface_halo_sits_at_the_mean_plus_and_minus_sigma() -> None:
 @pytest.mark.parametrize("loss", ADAPTIVE_LOSSES)
 @pytest.mark.parametrize("preset", ["toy", "paper"])
 def test_every_builder_is_valid_plotly_without_nan(loss: str, preset: str) -> None:
-    params = {**adaptive_defaults(loss), **(PAPER_PRESETS[loss] if preset == "paper" else {})}
+    params = {**_defaults(loss), **(loss_spec(loss).paper_preset if preset == "paper" else {})}
     norms = np.array([np.nan, np.inf, 0.0, 1e-9, 3.0, 250.0])
     state = {"batch_mean": 3.0, "batch_std": 0.0, "t": 1.0, "running_s": 7.0}
     steps = np.arange(4.0)
@@ -119,3 +123,46 @@ def test_running_state_drops_non_finite_points() -> None:
     x, y = _line(fig, "AdaCos s")
     np.testing.assert_array_equal(x, [0, 2, 3])
     np.testing.assert_array_equal(y, [3, 4, 5])
+
+
+def test_elasticface_circle_shows_the_band_one_sigma_wider_around_the_mean_band() -> None:
+    """On the circle, the pale halo is the band at m + σ: it covers the mean band and more."""
+    from marginlab.figures.views import BAND_NAME, HALO_NAME, circle_figure
+    from marginlab.geometry.regions import BAND, circle_directions, region_labels
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 2)), rng.integers(0, 6, 60)
+    angles = np.arange(6) * np.pi / 3
+    w = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    values = {"m2": 0.2, "sigma": 0.1}
+    fig = circle_figure(x, y, w, loss="elasticface-arc", s=20.0, m2=0.2, adaptive=values)
+    names = [t.name for t in fig.data]
+    assert HALO_NAME in names and names.index(HALO_NAME) < names.index(BAND_NAME)
+    u = circle_directions(36_000)
+    mean = region_labels(u, w, loss="elasticface-arc", s=20.0, adaptive=values) == BAND
+    wide = region_labels(u, w, loss="elasticface-arc", s=20.0, adaptive={**values, "m2": 0.3})
+    assert (wide == BAND)[mean].all() and (wide == BAND).sum() > mean.sum()
+    still = circle_figure(x, y, w, loss="elasticface-arc", s=20.0, adaptive={**values, "sigma": 0})
+    assert HALO_NAME not in [t.name for t in still.data]
+
+
+@pytest.mark.parametrize("loss", ["magface", "adaface"])
+def test_norm_dependent_bands_change_with_the_radius_in_the_raw_plane(loss: str) -> None:
+    """A point is judged at its own ‖x‖: MagFace's band widens with the norm (m(a) grows);
+    AdaFace's changes too (its margin turns from angular to cosine as ẑ rises). A ring at
+    radius r equals the circle drawn at norm = r."""
+    from marginlab.geometry.regions import BAND, circle_directions, region_labels
+
+    angles = np.arange(6) * np.pi / 3
+    w = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    values = {
+        "magface": {"l_a": 1.0, "u_a": 6.0, "l_m": 0.05, "u_m": 0.5, "policy": "easy"},
+        "adaface": {"m": 0.4, "h": 1.0, "batch_mean": 3.5, "batch_std": 1.0},
+    }[loss]
+    ring = circle_directions(3600)
+    near, far = (region_labels(ring * r, w, loss=loss, s=16.0, adaptive=values) for r in (1, 6))
+    assert (near == BAND).mean() != (far == BAND).mean()
+    if loss == "magface":
+        assert (far == BAND).mean() > (near == BAND).mean()
+    at_norm = region_labels(ring, w, loss=loss, s=16.0, adaptive=values, norm=6.0)
+    np.testing.assert_array_equal(far, at_norm)

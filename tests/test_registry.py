@@ -14,7 +14,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -51,23 +50,20 @@ def _directions(dim: int) -> np.ndarray:
 
 
 def _head_winner(head, directions: np.ndarray) -> np.ndarray:
-    """The head's own with-margin winner: class i owns u when its target logit (margin on i)
-    beats every other class's plain logit; BAND where none does."""
+    """The head's own with-margin winner: class i owns u when its lead (its target logit, margin
+    on i, against the strongest rival's logit) is positive; BAND where none is."""
     head = copy.deepcopy(head).double().eval()
     with torch.no_grad():
-        u = torch.as_tensor(directions, dtype=torch.float64)
-        with_margin = head.margin_logits(u).numpy()
-        plain = head.plain_logits(u).numpy()
-    others = np.where(np.eye(plain.shape[1], dtype=bool)[None], -np.inf, plain[:, None, :])
-    lead = with_margin - others.max(axis=2)
+        lead = head.leads(torch.as_tensor(directions, dtype=torch.float64)).numpy()
     best = lead.argmax(axis=1)
     owned = lead[np.arange(len(best)), best] > 0
     return np.where(owned, best, BAND)
 
 
 def _figure_regions(head, weights: np.ndarray, directions: np.ndarray) -> np.ndarray:
-    margin = {k: v for k, v in asdict(head.spec).items() if k != "loss"}
-    return region_labels(directions, weights, loss=head.loss, s=head.scale or 1.0, **margin)
+    return region_labels(
+        directions, weights, loss=head.loss, s=head.scale or 1.0, **head.region_keywords()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -188,6 +184,9 @@ def _user(name: str) -> str:
     return next(loss for loss, spec in REGISTRY.items() if spec.uses(name))
 
 
+PARTNERS = {"l_a": {"u_a": PARAMS["u_a"].high}, "u_a": {"l_a": PARAMS["l_a"].low}}
+
+
 @pytest.mark.parametrize("param", NUMERIC, ids=lambda p: p.name)
 def test_every_reader_takes_the_tables_range(param):
     below, above = _beyond(param)
@@ -200,8 +199,10 @@ def test_every_reader_takes_the_tables_range(param):
                 PARSERS[param.name](repr(wrong))
     if param.name in HEAD_PARAMS:
         loss = _user(param.name)
+        partner = PARTNERS.get(param.name, {})  # MagFace needs u_a > l_a
         for end in ends:
-            assert build_head(loss, 2, 3, **{param.name: end}).params()[param.name] == end
+            head = build_head(loss, 2, 3, **partner, **{param.name: end})
+            assert head.params()[param.name] == end
         for wrong in (below, above):
             with pytest.raises(ValueError, match=param.name):
                 build_head(loss, 2, 3, **{param.name: wrong})

@@ -307,6 +307,11 @@ def test_step_for_respects_a_time_budget(data):
 #   3-D after 200 steps: 91.4 % (NormFace; the rest ≥ 91.5 %)
 # The bars leave a few points for other machines' floating-point differences.
 ACCURACY_BARS = {2: (500, 0.80), 3: (200, 0.87)}
+# Two post-2020 losses do not train in 2-D, measured (seed 0, 500 steps): CurricularFace 34–43 %
+# (m2 = 0, 0.1, 0.2; s = 16 and 32): its hard-negative logit c·(t + c) falls as c rises below
+# c = −t/2, which ten classes on a circle reach; AdaCos 48 %: its s climbs to the ceiling. Both
+# stay free of NaN, which is all this test asks of them in 2-D (registry.py has the numbers).
+NOT_BARRED = {2: ("curricularface", "adacos"), 3: ()}
 
 
 @pytest.mark.slow
@@ -315,14 +320,16 @@ def test_every_loss_reaches_its_accuracy_without_nan(data, dim):
     steps, bar = ACCURACY_BARS[dim]
     losses = list(HEAD_LOSSES)
     results = {}
-    for group in (losses[:5], losses[5:]):
+    for start in range(0, len(losses), 5):
         comparison = LockstepComparison(
-            [config(loss, dim, snapshot_every=steps) for loss in group], data=data
+            [config(loss, dim, snapshot_every=steps) for loss in losses[start : start + 5]],
+            data=data,
         )
         comparison.step(steps)
         for name, run in comparison.runs.items():
             results[name] = (round(run.evaluate()["test_acc"], 3), run.nan_seen)
-    failures = {name: r for name, r in results.items() if r[0] < bar or r[1]}
+    low = {name: r for name, r in results.items() if r[0] < bar and name not in NOT_BARRED[dim]}
+    failures = {**low, **{name: r for name, r in results.items() if r[1]}}
     assert not failures, f"below {bar:.0%} after {steps} steps in {dim}-D (or NaN): {failures}"
 
 

@@ -37,6 +37,9 @@ def summary(run: Any) -> dict[str, Any]:
         "dataset": run.data.dataset.name,
         "init_hash": run.init_hash,
         "config": run.config.to_dict(),
+        # The head's running state (AdaFace's batch_mean/batch_std, CurricularFace's t,
+        # AdaCos's running_s); {} for the losses that keep none.
+        "state": snap.state,
     }
 
 

@@ -43,9 +43,19 @@ class LabConfig:
     sphere_m: int | None = None
     lam: float | None = None
     lambda_schedule: bool | None = None
-    policy: str = "fallback"
+    policy: str | None = None  # None: the loss's own (MagFace's is "easy", the rest "fallback")
     center_lambda: float | None = None
     center_alpha: float | None = None
+    # the post-2020 family (params.py)
+    m: float | None = None
+    h: float | None = None
+    t_alpha: float | None = None
+    l_a: float | None = None
+    u_a: float | None = None
+    l_m: float | None = None
+    u_m: float | None = None
+    lambda_g: float | None = None
+    sigma: float | None = None
     lr: float | None = None
     speed: int = 5
     presenter: bool = False
@@ -108,7 +118,8 @@ def _lesson_id(raw: str) -> str:
 # The accepted range of every field: hyper-parameters from the one table (params.py), which
 # the sliders, the CLI and the heads read too.
 _TABLE_FIELDS = ("seed", "s", "m1", "m2", "m3", "sphere_m", "lam", "lambda_schedule", "policy",
-                 "center_lambda", "center_alpha", "lr", "speed")  # fmt: skip
+                 "center_lambda", "center_alpha", "lr", "speed", "m", "h", "t_alpha", "l_a",
+                 "u_a", "l_m", "u_m", "lambda_g", "sigma")  # fmt: skip
 PARSERS: dict[str, Callable[[str], Any]] = {
     "page": _choice(PAGES),
     "dataset": _choice(DATASETS),
@@ -188,7 +199,8 @@ def run_config(config: LabConfig, loss: str | None = None) -> RunConfig:
     loss = loss or config.loss
     names = (*tunable_params(loss), "lr")
     explicit = {name: getattr(config, name) for name in names if getattr(config, name) is not None}
-    explicit["policy"] = config.policy
+    if config.policy is not None:
+        explicit["policy"] = config.policy
     return default_config(
         loss, config.dim, config.dataset, seed=config.seed, device=config.device, **explicit
     )

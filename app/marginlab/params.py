@@ -139,6 +139,30 @@ _TABLE: tuple[Param, ...] = (
        low=0.0, high=1.0, step=0.005, flag="--center-lambda", symbol="λ"),
     _p("center_alpha", "float", 0.5, "centre step α", "How fast centres follow (Wen et al.: 0.5).",
        low=0.0, high=1.0, step=0.05, flag="--center-alpha", symbol="α"),
+    # ----- the post-2020 family (losses/adaptive_margins.py; names from the issue) ---------
+    _p("m", "float", 0.2, "m (AdaFace margin)",
+       "AdaFace: cos(θ − m·ẑ) − (m + m·ẑ), ẑ the norm's standardised score.",
+       low=0.0, high=1.0, step=0.01, flag="--m"),
+    _p("h", "float", 0.333, "h (norm concentration)",
+       "AdaFace: ẑ = clip(h·(‖x‖ − μ)/(σ + 0.001), −1, 1) (paper: 0.333).",
+       low=0.01, high=2.0, step=0.01, flag="--h"),
+    _p("t_alpha", "float", 0.01, "t_alpha (EMA weight)",
+       "AdaFace: μ, σ ← t_alpha·batch value + (1 − t_alpha)·old (paper: 0.01).",
+       low=0.0, high=1.0, step=0.01, flag="--t-alpha", symbol="α"),
+    _p("l_a", "float", 1.0, "l_a (lowest magnitude)", "MagFace: a = clamp(‖x‖, l_a, u_a).",
+       low=0.1, high=200.0, step=0.1, flag="--l-a"),
+    _p("u_a", "float", 10.0, "u_a (highest magnitude)", "MagFace: a = clamp(‖x‖, l_a, u_a).",
+       low=0.2, high=300.0, step=0.1, flag="--u-a"),
+    _p("l_m", "float", 0.1, "l_m (margin at l_a, rad)", "MagFace: m(l_a) = l_m.",
+       low=0.0, high=1.5, step=0.01, unit="rad", flag="--l-m"),
+    _p("u_m", "float", 0.3, "u_m (margin at u_a, rad)", "MagFace: m(u_a) = u_m.",
+       low=0.0, high=1.5, step=0.01, unit="rad", flag="--u-m"),
+    _p("lambda_g", "float", 1.0, "λ_g (magnitude regulariser)",
+       "MagFace: + λ_g·mean(a/u_a² + 1/a), which rewards large magnitudes (paper: 35).",
+       low=0.0, high=100.0, step=0.5, flag="--lambda-g", symbol="λ_g"),
+    _p("sigma", "float", 0.05, "σ (margin spread)",
+       "ElasticFace: each sample's margin ~ N(m, σ) (paper: 0.05).",
+       low=0.0, high=0.5, step=0.005, flag="--sigma", symbol="σ"),
     # ----- the run --------------------------------------------------------------------------
     _p("lr", "float", 1e-2, "learning rate", "AdamW learning rate.",
        low=1e-4, high=0.3, options=LEARNING_RATES, flag="--lr"),
@@ -181,6 +205,7 @@ HEAD_PARAMS: tuple[str, ...] = (
     "center_alpha",
     "bias",
     "k",
+    *("m", "h", "t_alpha", "l_a", "u_a", "l_m", "u_m", "lambda_g", "sigma"),
 )
 # The names margins.target_logit takes besides `loss`.
 MARGIN_PARAMS: tuple[str, ...] = ("m1", "m2", "m3", "sphere_m", "lam", "policy")

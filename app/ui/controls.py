@@ -36,7 +36,8 @@ POLICY_NAMES = {
 
 # Sliders, with an explicit step (keyboard arrows use it), over the one table's ranges
 # (params.py): the URL, the CLI and the heads accept exactly what a slider can reach.
-SLIDER_PARAMS = ("s", "m1", "m2", "m3", "lam", "center_lambda", "center_alpha")
+SLIDER_PARAMS = ("s", "m1", "m2", "m3", "lam", "center_lambda", "center_alpha", "m", "h",
+                 "t_alpha", "l_a", "u_a", "l_m", "u_m", "lambda_g", "sigma")  # fmt: skip
 
 
 def _widget_key(name: str) -> str:

@@ -25,6 +25,7 @@ from marginlab.figures.run import (
     LOWEST_CLASS,
     MARGIN_MET,
     MEDIAN_LEAD,
+    adaptive_figures,
     angle_figure,
     curves_figure,
     embedding_figure,
@@ -32,6 +33,7 @@ from marginlab.figures.run import (
     metrics_row,
     probability_figure,
     raw_figure,
+    state_label,
 )
 from marginlab.figures.style import margin_label, margin_of
 from marginlab.training.service import RunView
@@ -50,6 +52,10 @@ FIGURE_CAPTIONS = {
     "curves": "Training curves.",
     "boundary": "Two classes in the (θ₁, θ₂) plane: who wins, and the grey margin between.",
     "probability": "Probability of the right class as θ_y grows.",
+    "family": "Logits vs θ for a margin that adapts: its target at low, middle and high norm, "
+    "its ±σ spread, or its hard-negative curve.",
+    "norms": "The margin each sample gets from its raw feature norm, over the probe's norms.",
+    "state": "The running state the loss updates every training step.",
 }
 # Figures drawn once for all runs of a comparison; the others get one panel per run.
 SHARED = ("target_logit", "boundary", "curves")
@@ -82,6 +88,8 @@ def run_figure(
         return binary_boundary_figure([_spec(params)])
     if name == "probability":
         return probability_figure(snap, params, n_classes=run.num_classes)
+    if name in ("family", "norms", "state"):  # None for a loss without that figure
+        return dict(adaptive_figures(list(run.history) or [snap], snap, labels, params)).get(name)
     raise ValueError(f"unknown figure {name!r}")
 
 
@@ -124,6 +132,9 @@ def metrics_strip(run: RunView, snap: Snapshot) -> None:
         help="Probe images past the margin the loss asks for (lead ≥ m for an angular margin, "
         f"else inside the with-margin region). Lowest class {row[LOWEST_CLASS]}.",
     )
+    if snap.state:  # the running state of a margin that adapts (always there for its loss)
+        for column, (name, value) in zip(st.columns(6), snap.state.items(), strict=False):
+            column.metric(state_label(run.config.loss, name), f"{value:.3g}")
     nan_note = st.empty()
     if run.nan_seen:
         nan_note.warning(
@@ -182,7 +193,11 @@ def show_figures(
             with grid[index % len(grid)]:
                 fig = run_figure(name, run, run.latest_snapshot(), names=names)
                 if fig is None:
-                    st.caption("This view is drawn for 2-D embeddings only.")
+                    st.caption(
+                        "This loss has no such view."
+                        if name in ("family", "norms", "state")
+                        else "This view is drawn for 2-D embeddings only."
+                    )
                     continue
                 if len(runs) > 1:
                     fig.update_layout(title=LOSS_NAMES[run.config.loss], showlegend=False)

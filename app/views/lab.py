@@ -4,6 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from marginlab.figures.run import (
+    adaptive_figures,
     angle_figure,
     curves_figure,
     embedding_figure,
@@ -89,6 +90,12 @@ def draw(live: LiveTraining) -> None:
             st.caption("The raw feature view is drawn for 2-D embeddings.")
     with right:
         show(angle_figure(snap, labels, params, names=names), "lab_angles")
+    # Margins that adapt (AdaFace, MagFace, ElasticFace, CurricularFace, AdaCos): their own.
+    adaptive = adaptive_figures(history, snap, labels, params)
+    for start in range(0, len(adaptive), 2):
+        for column, (key, fig) in zip(st.columns(2), adaptive[start : start + 2], strict=False):
+            with column:
+                show(fig, f"lab_{key}")
     show(curves_figure(history), "lab_curves")
     st.markdown("**This snapshot**: accuracy, Table-3 angles and leads")
     row = metrics_row(snap, labels, params, names=names)

@@ -102,7 +102,7 @@ def angle_report(run: Run, images: torch.Tensor | np.ndarray, labels: Any) -> di
     params = run_params(run)
     summary = summary_for(
         features, labels, subcentres, loss=params["loss"], s=float(params["s"]),
-        **margin_of(params),
+        **margin_of(params, run.head.running_statistics()),
     )  # fmt: skip
     stats = table3_statistics(features, labels, dominant)
     return {

@@ -49,12 +49,14 @@ MARGIN_AXIS: dict[str, str] = {
     "m2": "additive angular margin m (rad)",
     "m3": "additive cosine margin m (no unit: subtracted from cos θ)",
     "m1": "multiplicative angular margin m1 (no unit: θ is multiplied by it)",
+    "m": "AdaFace margin m (at the mean norm a cosine margin, at low norm an angle in rad)",
 }
 DEFAULT_S: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0)
 DEFAULT_M: dict[str, tuple[float, ...]] = {
     "m2": (0.0, 0.25, 0.5, 0.8),
     "m3": (0.0, 0.1, 0.2, 0.4),
     "m1": (1.0, 1.35, 1.7, 2.2),
+    "m": (0.0, 0.1, 0.2, 0.4),
 }
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1)
 DEFAULT_STEPS = 300  # 100 steps at the full margin after the 200-step warm-up

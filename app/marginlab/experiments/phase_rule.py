@@ -79,7 +79,10 @@ def measure_run(run: Run) -> dict[str, float]:
     plain = run.head.plain_logits(features)
     predictions = plain.argmax(1)
     p_true = torch.softmax(plain.double(), dim=1).gather(1, labels.long()[:, None])
+    was_training = run.head.training
+    run.head.eval()  # running statistics are read, not learned from test images; no draws
     with_margin = run.head(features, labels).argmax(1)
+    run.head.train(was_training)
     right = (predictions == labels).cpu().numpy()
     labels_np = labels.cpu().numpy()
     recall = [float(right[labels_np == c].mean()) for c in np.unique(labels_np)]

@@ -29,6 +29,7 @@ from marginlab.figures.style import (
 )
 from marginlab.geometry.angles import theta_histogram
 from marginlab.geometry.regions import pair_angle_histograms
+from marginlab.losses.adaptive_curves import reference_target
 from marginlab.losses.margins import target_logit_np
 from marginlab.losses.registry import loss_spec
 
@@ -60,7 +61,11 @@ BOUNDARY_PANELS: tuple[dict, ...] = (
 def _psi(spec: Mapping, cos: np.ndarray) -> np.ndarray:
     """ψ(cos θ) of a curve spec through its loss's registry branch (softmax and center: cos θ,
     i.e. equal ‖W‖ and no bias); parameters the loss does not use are neutral."""
-    return target_logit_np(cos, **loss_spec(spec["loss"]).margin_kwargs(margin_of(spec)))
+    loss = loss_spec(spec["loss"])
+    if loss.adaptive:  # the post-2020 family: its own ψ at its reference (adaptive_curves)
+        values = spec.get("adaptive") or margin_of(spec).get("adaptive", {})
+        return reference_target(loss.name, values, cos)
+    return target_logit_np(cos, **loss.margin_kwargs(margin_of(spec)))
 
 
 def target_logit_figure(

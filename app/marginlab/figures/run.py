@@ -23,10 +23,17 @@ from marginlab.figures import (
     target_probability_figure,
     training_curves_figure,
 )
+from marginlab.figures.adaptive import (
+    adaptive_target_figure,
+    norm_margin_figure,
+    running_state_figure,
+)
 from marginlab.figures.leads import lead_histogram_figure, lowest_class_text, summary_for
 from marginlab.figures.loss_colors import loss_color
 from marginlab.figures.style import LOSS_NAMES, margin_label, margin_of
 from marginlab.geometry.angles import target_angles
+from marginlab.losses.adaptive_curves import NORM_DEPENDENT, STATE_LABELS
+from marginlab.losses.registry import loss_spec
 from marginlab.training.snapshots import Snapshot
 
 VIEWS: tuple[str, ...] = ("view", "raw", "target_logit", "theta_hist", "curves")
@@ -44,7 +51,7 @@ def view_kwargs(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) -
         "weights": snap.region_weights,  # all sub-centres: regions and predictions as trained
         "loss": params["loss"],
         "s": float(params.get("s", 1.0)),
-        **margin_of(params),
+        **margin_of(params, snap.state),
     }
 
 
@@ -77,7 +84,7 @@ def raw_figure(
 
 def logit_figure(snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]) -> go.Figure:
     """Target logit curve at the current parameters with the probe's θ_y histogram."""
-    spec = {"loss": params["loss"], **margin_of(params)}
+    spec = {"loss": params["loss"], **margin_of(params, snap.state)}
     spec["label"] = margin_label(params["loss"], params.get("s"), **margin_of(params))
     theta_y = target_angles(snap.features, labels, snap.region_weights)  # nearest of K
     return target_logit_figure(spec, theta_y=theta_y)
@@ -136,4 +143,36 @@ def metrics_row(
         MEDIAN_LEAD: round(math.degrees(summary.median), 1),
         MARGIN_MET: round(100 * summary.met_fraction, 1),
         LOWEST_CLASS: lowest_class_text(summary, names),
+        # The running state of the post-2020 heads (AdaCos's s, CurricularFace's t, ...).
+        **{state_label(params["loss"], k): round(v, 4) for k, v in snap.state.items()},
     }
+
+
+def state_label(loss: str, name: str) -> str:
+    """The display name of one running statistic of `loss` (losses/adaptive_curves)."""
+    return STATE_LABELS.get(loss, {}).get(name, name)
+
+
+def adaptive_figures(
+    history: Sequence[Snapshot], snap: Snapshot, labels: np.ndarray, params: Mapping[str, Any]
+) -> list[tuple[str, go.Figure]]:
+    """The figures of a margin that adapts (issue 15), by key; empty for the other losses:
+    the margin vs ‖x‖ over the probe's norms, the logits vs θ (target family, hard-negative
+    curve, ±σ halo) over the probe's θ_y, and the running state over the history."""
+    loss = params["loss"]
+    if not loss_spec(loss).adaptive:
+        return []
+    values = {**params, **snap.state}
+    label = margin_label(loss, params.get("s"), **margin_of(params, snap.state))
+    theta_y = target_angles(snap.features, labels, snap.region_weights)
+    figures = [("family", adaptive_target_figure(loss, values, theta_y=theta_y, state=snap.state,
+                                                 label=label))]  # fmt: skip
+    if loss in NORM_DEPENDENT:
+        norms = np.linalg.norm(np.asarray(snap.features, dtype=np.float64), axis=1)
+        figures.append(("norms", norm_margin_figure(loss, values, norms=norms, state=snap.state)))
+    if loss in STATE_LABELS:
+        steps = np.array([s.step for s in history], dtype=np.float64)
+        series = {name: np.array([s.state.get(name, np.nan) for s in history])
+                  for name in STATE_LABELS[loss]}  # fmt: skip
+        figures.append(("state", running_state_figure(loss, steps, series, label=label)))
+    return figures

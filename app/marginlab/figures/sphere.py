@@ -16,6 +16,7 @@ from marginlab.figures.style import (
     CLASS_LEGEND,
     MISCLASSIFIED,
     angular_margin,
+    at_chosen_norm,
     base_layout,
     class_colors,
     class_names,
@@ -197,7 +198,8 @@ def sphere_figure(
     n_classes = w.shape[0]
     if subdivisions is None:
         subdivisions = subdivisions_for_band(band_width_hint(loss, **margin))
-    faces = sphere_face_labels(weights, loss=loss, s=s, subdivisions=subdivisions, **margin)
+    drawn, norm_note = at_chosen_norm(margin, loss, features)
+    faces = sphere_face_labels(weights, loss=loss, s=s, subdivisions=subdivisions, **drawn)
     traces = _sphere_traces(
         normalize_rows(features),
         labels,
@@ -212,7 +214,7 @@ def sphere_figure(
     layout = _sphere_layout(
         title or f"Features on the unit sphere — {margin_label(loss, s, **margin)}",
         "Coloured: the class that wins WITH margin in each direction; grey: margin bands; "
-        "lines: class weights W_j. Drag to rotate.",
+        "lines: class weights W_j. Drag to rotate." + norm_note,
     )
     return fast_figure(traces, layout)
 

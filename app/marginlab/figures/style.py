@@ -16,6 +16,7 @@ import numpy as np
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from marginlab.losses.adaptive_curves import NORM_DEPENDENT
 from marginlab.losses.registry import LOSS_LABELS, REGISTRY, loss_spec
 from marginlab.params import MARGIN_PARAMS
 
@@ -79,9 +80,28 @@ def f32(x) -> np.ndarray:
     return np.nan_to_num(np.asarray(x, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
 
 
-def margin_of(params: Mapping) -> dict:
-    """The margin keywords (m1, m2, m3, sphere_m, lam, policy) present in `params`."""
-    return {k: params[k] for k in MARGIN_KEYS if k in params}
+def margin_of(params: Mapping, state: Mapping[str, float] | None = None) -> dict:
+    """The margin keywords (m1, m2, m3, sphere_m, lam, policy) present in `params`; for the
+    post-2020 family also `adaptive`: the head's values and running `state` (a snapshot's),
+    from which geometry.region_labels rebuilds the head."""
+    margin = {k: params[k] for k in MARGIN_KEYS if k in params}
+    spec = REGISTRY.get(params.get("loss", ""))
+    if spec is not None and spec.adaptive:
+        values = {name: params[name] for name in spec.used if name in params}
+        margin["adaptive"] = {**values, **(state or {})}
+    return margin
+
+
+def at_chosen_norm(margin: Mapping, loss: str, features: np.ndarray) -> tuple[dict, str]:
+    """`margin` with the norm the circle or sphere draws a norm-dependent margin at (the
+    probe's median ‖x‖), and the sentence that says so ("" for the other losses)."""
+    if "adaptive" not in margin or loss not in NORM_DEPENDENT:
+        return dict(margin), ""
+    norms = np.linalg.norm(np.asarray(features, dtype=np.float64), axis=1)
+    norms = norms[np.isfinite(norms)]
+    norm = float(np.median(norms)) if norms.size else 1.0
+    text = f" Bands drawn at ‖x‖ = {norm:.3g}, the probe's median norm: this margin depends on it."
+    return {**margin, "norm": norm}, text
 
 
 def margin_label(loss: str, s: float | None = None, **margin) -> str:

@@ -18,6 +18,7 @@ from marginlab.figures.style import (
     BAND_GREY,
     CLASS_LEGEND,
     MISCLASSIFIED,
+    at_chosen_norm,
     base_layout,
     class_colors,
     class_names,
@@ -39,6 +40,7 @@ from marginlab.geometry.regions import (
     raw_plane_regions,
     region_labels,
 )
+from marginlab.losses.adaptive_curves import NORM_DEPENDENT, spread_edge
 from marginlab.losses.registry import loss_spec
 
 # Above this many points, 2-D scatter uses WebGL (10k redraw ~100 ms vs ~290 ms for SVG; the
@@ -46,6 +48,7 @@ from marginlab.losses.registry import loss_spec
 WEBGL_ABOVE = 1_000
 CIRCLE_SAMPLES = 3_600  # 0.1° resolution: a band of m = 0.05 rad is 29 samples wide
 BAND_NAME = "margin band (no class wins with margin)"
+HALO_NAME = "band at the mean margin + σ (ElasticFace's spread of margins)"
 MISCLASSIFIED_NAME = "misclassified (test-time prediction)"
 
 
@@ -174,7 +177,8 @@ def circle_figure(
     w = weights_per_class(weights)
     n_classes = w.shape[0]
     colors, legend = class_colors(n_classes), class_names(n_classes, names)
-    region = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s, **margin)
+    drawn, norm_note = at_chosen_norm(margin, loss, features)
+    region = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s, **drawn)
     runs = circle_runs(region)
     unit = normalize_rows(features)
     if jitter > 0:
@@ -199,6 +203,15 @@ def circle_figure(
                 hoverinfo="skip",
             )
         )
+    edge = spread_edge(loss, margin.get("adaptive", {}))
+    if edge is not None:  # ElasticFace: the band one σ wider, pale, around the mean's band
+        outer = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s,
+                              **{**drawn, "adaptive": edge})  # fmt: skip
+        x, y = _fan_polygon([r for r in circle_runs(outer) if r.label == BAND], 1.12)
+        traces.append(
+            trace("scatter", x=f32(x), y=f32(y), fill="toself", mode="none",
+                  fillcolor=rgba(BAND_GREY, 0.22), name=HALO_NAME, hoverinfo="skip")
+        )  # fmt: skip
     x, y = _fan_polygon([r for r in runs if r.label == BAND], 1.12)
     traces.append(
         trace(
@@ -250,7 +263,7 @@ def circle_figure(
     layout = base_layout(
         title or f"Features on the unit circle — {margin_label(loss, s, **margin)}",
         "Shaded: the class that wins WITH margin in each direction; grey: margin bands "
-        "(no class wins by the margin); spokes: class weights W_j.",
+        "(no class wins by the margin); spokes: class weights W_j." + norm_note,
         xaxis={**axis, "title": {"text": "x̂₁ (normalised feature, dim 1)"}},
         yaxis={
             **axis,
@@ -353,6 +366,8 @@ def raw_feature_figure(
             "Shaded: the cone where each class wins WITH margin; grey: margin bands (no class "
             "wins by the margin; the test-time prediction has no margin)"
         )
+    if loss in NORM_DEPENDENT:  # AdaFace, MagFace: each point at its own ‖x‖, no cones
+        shading = shading.replace("the cone where", "where") + ", at each point's own ‖x‖"
     subtitle = f"Before normalisation. {shading}; arrows: class weights W_j, drawn ×{w_scale:.2g}."
     axis = {"range": [-extent, extent], "zeroline": True, "constrain": "domain"}
     layout = base_layout(

@@ -13,11 +13,13 @@ d > 3 features to 3-D and pair-angle histograms.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from functools import lru_cache
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from marginlab.geometry.adaptive_regions import adaptive_leads
 from marginlab.geometry.angles import dot_rows, normalize_rows, theta_histogram
 from marginlab.losses.margins import target_logit_np
 from marginlab.losses.registry import LOSS_NAMES, REGISTRY, loss_spec
@@ -78,8 +80,14 @@ def region_labels(
     sphere_m: int = 4,
     lam: float = 0.0,
     policy: str = "fallback",
+    adaptive: Mapping[str, Any] | None = None,
+    norm: float | None = None,
 ) -> np.ndarray:
     """(N,) the class that owns each direction with margin, or −1 inside a margin band.
+
+    The post-2020 family (registry `adaptive`): `adaptive` holds the head's hyper-parameters
+    and running state, and the head's own leads decide (geometry.adaptive_regions), at the
+    norm `norm` or at each point's own length.
 
     Class i owns u when s·ψ(cos θ_i) > max_{j≠i} s·cos θ_j, ψ = target_logit of the loss's
     registry branch. The scale (s, or ‖x‖ for A-Softmax) multiplies both sides, so it cancels:
@@ -94,13 +102,21 @@ def region_labels(
     """
     spec = loss_spec(loss)
     directions = np.asarray(directions, dtype=np.float64)
+    if spec.adaptive:
+        values = {"s": s, **(adaptive or {})}
+        lead = adaptive_leads(directions, weights, loss=loss, values=values, norm=norm)
+        return _owner(lead)
     if spec.raw_logits:
         return np.argmax(raw_scores(normalize_rows(directions), weights), axis=1).astype(np.int64)
     cos = class_cosines(directions, weights)
     if not spec.has_band:
         return np.argmax(cos, axis=1).astype(np.int64)
     values = {"m1": m1, "m2": m2, "m3": m3, "sphere_m": sphere_m, "lam": lam, "policy": policy}
-    lead = target_logit_np(cos, **spec.margin_kwargs(values)) - _max_other(cos)
+    return _owner(target_logit_np(cos, **spec.margin_kwargs(values)) - _max_other(cos))
+
+
+def _owner(lead: np.ndarray) -> np.ndarray:
+    """(N,) the class with the largest positive lead, or BAND where no lead is positive."""
     best = np.argmax(lead, axis=1)
     owned = np.take_along_axis(lead, best[:, None], axis=1)[:, 0] > 0
     return np.where(owned, best, BAND).astype(np.int64)

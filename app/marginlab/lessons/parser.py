@@ -49,6 +49,10 @@ FIGURES: tuple[str, ...] = (
     "curves",
     "boundary",
     "probability",
+    # the margins that adapt (figures.run.adaptive_figures; drawn for those losses only)
+    "family",
+    "norms",
+    "state",
 )
 SECTIONS: tuple[str, ...] = ("Look at", "Try this", "Question", "Answer")
 PRESET_KEYS = tuple(name for name in PARSERS if name not in ("page", "lesson", "speed"))

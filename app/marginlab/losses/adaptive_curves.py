@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from marginlab.losses import adaptive_margins as am
+from marginlab.losses.registry import loss_spec
+from marginlab.params import PARAMS
 
 # The running state each loss carries, with the label a metric strip or a plot gives it.
 STATE_LABELS: dict[str, dict[str, str]] = {
@@ -41,6 +43,11 @@ STATE_STARTS = {
     "batch_std": am.ADAFACE_INITIAL_STD,
     "t": 0.0,
 }
+
+
+# The losses whose margin depends on the feature norm: their bands on the circle and sphere
+# are drawn at one norm (figures say which), in the raw plane at each point's own.
+NORM_DEPENDENT: tuple[str, ...] = ("adaface", "magface")
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,32 @@ def target_curves(
     if loss == "adacos":
         return [reference]
     raise ValueError(f"no curves for loss {loss!r}")
+
+
+# The one curve a plot of many losses shows for each (Compare, the Lab's target-logit panel).
+_REFERENCE = {"adaface": "mean norm", "magface": "a halfway", "elasticface-arc": "mean margin",
+              "elasticface-cos": "mean margin", "curricularface": "target",
+              "adacos": "cos θ"}  # fmt: skip
+
+
+def reference_target(loss: str, values: Mapping[str, Any], cos: np.ndarray) -> np.ndarray:
+    """The loss's target logit over `cos` at its reference: AdaFace at the mean norm (ẑ = 0),
+    MagFace at the middle magnitude, ElasticFace at its mean margin, CurricularFace's target
+    (ArcFace with the fallback), AdaCos's plain cos θ. `values` are the head's values and
+    running state; missing ones take the loss's 2-D defaults."""
+    params = {**loss_spec(loss).defaults(2), **values}
+    curves = target_curves(loss, params, cos, values)
+    return next(c.y for c in curves if c.label.startswith(_REFERENCE[loss]))
+
+
+def spread_edge(loss: str, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The values at the wide edge of a loss's random margin spread, mean + σ (ElasticFace),
+    kept inside the parameter table; None for the losses without one."""
+    name = {"elasticface-arc": "m2", "elasticface-cos": "m3"}.get(loss)
+    if name is None or not values.get("sigma", 0.0) > 0:
+        return None
+    edge = min(float(values.get(name, 0.0)) + float(values["sigma"]), PARAMS[name].high)
+    return {**values, name: edge}
 
 
 def norm_margin_curves(

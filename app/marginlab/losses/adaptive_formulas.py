@@ -10,11 +10,9 @@ from typing import Any
 
 from marginlab.losses.adaptive_curves import STATE_STARTS
 from marginlab.losses.adaptive_margins import adacos_initial_scale
-from marginlab.losses.formulas import _CE, Formula
-
-
-def _g(value: float) -> str:
-    return f"{value:.4g}"
+from marginlab.losses.formula_text import CROSS_ENTROPY as _CE
+from marginlab.losses.formula_text import Formula
+from marginlab.losses.formula_text import number as _g
 
 
 def _state(state: Mapping[str, float] | None, name: str, default: float) -> float:

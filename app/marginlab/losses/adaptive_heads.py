@@ -2,7 +2,7 @@
 each margin is written once with its paper and official code; shared plumbing is in
 adaptive_base.py.
 
-    head = build_adaptive_head("adaface", embedding_dim=2, num_classes=10, s=16, m=0.2)
+    head = build_head("adaface", embedding_dim=2, num_classes=10, s=16, m=0.2)
     loss = head.compute_loss(features, labels)   # CE (+ MagFace's regulariser, + centre loss)
     head.running_statistics()                    # {"batch_mean": ..., "batch_std": ...}
 
@@ -28,25 +28,8 @@ from typing import Any
 import torch
 
 from marginlab.losses import adaptive_margins as am
-from marginlab.losses.adaptive_base import (
-    AdaptiveHead,
-    adaptive_defaults,
-    check_adaptive_loss,
-    validate_adaptive,
-)
+from marginlab.losses.adaptive_base import AdaptiveHead
 from marginlab.losses.head_base import promoted as _work
-from marginlab.losses.heads import _count
-
-
-def build_adaptive_head(
-    loss: str, embedding_dim: int, num_classes: int, **params: Any
-) -> AdaptiveHead:
-    """The head of one of the five losses; same contract as heads.build_head."""
-    check_adaptive_loss(loss)
-    embedding_dim = _count("embedding_dim", embedding_dim, low=1)
-    num_classes = _count("num_classes", num_classes, low=2)
-    values = {**adaptive_defaults(loss), **validate_adaptive(loss, params)}
-    return ADAPTIVE_HEAD_CLASSES[loss](loss, embedding_dim, num_classes, values)
 
 
 class AdaFaceHead(AdaptiveHead):
@@ -114,6 +97,11 @@ class ElasticFaceHead(AdaptiveHead):
 
     generator: torch.Generator | None = None
     seed: int = 0
+
+    def seed_draws(self, seed: int) -> None:
+        """The run's seed: a generator of its own (made on the features' device at the first
+        draw), so the margins never touch the batch order a comparison shares."""
+        self.seed, self.generator, self._pending_state = int(seed), None, None
 
     def _build_parameters(self, values: dict) -> None:
         super()._build_parameters(values)
@@ -236,11 +224,11 @@ class AdaCosHead(AdaptiveHead):
         return {"running_s": float(self.running_s)}
 
 
-ADAPTIVE_HEAD_CLASSES: dict[str, type[AdaptiveHead]] = {
+# The registry's `head` field names one of these (losses/head_kinds.HEAD_KINDS adds them).
+ADAPTIVE_HEAD_KINDS: dict[str, type[AdaptiveHead]] = {
     "adaface": AdaFaceHead,
     "magface": MagFaceHead,
-    "elasticface-arc": ElasticFaceHead,
-    "elasticface-cos": ElasticFaceHead,
-    "curricularface": CurricularFaceHead,
+    "elastic": ElasticFaceHead,
+    "curricular": CurricularFaceHead,
     "adacos": AdaCosHead,
 }

@@ -9,27 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
+from marginlab.losses.adaptive_formulas import adaptive_formula
+from marginlab.losses.formula_text import CROSS_ENTROPY as _CE
+from marginlab.losses.formula_text import Formula
+from marginlab.losses.formula_text import number as _g
 from marginlab.losses.margins import fallback_offset, fallback_threshold
 from marginlab.losses.registry import loss_spec
-
-
-@dataclass(frozen=True)
-class Formula:
-    name: str
-    paper: str
-    general: str  # the loss for one sample, LaTeX
-    substituted: str  # the target logit with the current numbers, LaTeX
-    note: str  # one or two sentences of plain text
-
-
-_CE = r"L = -\log \frac{e^{z_y}}{e^{z_y} + \sum_{j \neq y} e^{z_j}}"
-
-
-def _g(value: float) -> str:
-    return f"{value:.4g}"
 
 
 def _angular_note(m1: float, m2: float, policy: str, m3: float = 0.0) -> str:
@@ -73,12 +60,17 @@ def _cosface_note(m3: float) -> str:
     )
 
 
-def loss_formula(loss: str, params: Mapping[str, Any]) -> Formula:
-    """The formula of `loss` with `params` (s, m1, m2, m3, sphere_m, lam, policy, ...)."""
+def loss_formula(
+    loss: str, params: Mapping[str, Any], state: Mapping[str, float] | None = None
+) -> Formula:
+    """The formula of `loss` with `params` (s, m1, m2, m3, sphere_m, lam, policy, ...) and,
+    for the post-2020 family, its running `state` (a snapshot's; None: the starting values)."""
     try:
         spec = loss_spec(loss)
     except ValueError:
         raise ValueError(f"no formula for loss {loss!r}") from None
+    if spec.adaptive:
+        return adaptive_formula(loss, {**spec.defaults(2), **params}, state)
     branch, name, paper = spec.branch, spec.label, spec.paper
     s = float(params.get("s", 16.0))
     m1 = float(params.get("m1", 1.0))

@@ -77,6 +77,24 @@ class MarginHead(nn.Module):
         if self.centers is not None:
             self._update_centers(features.detach(), labels.long())
 
+    def running_statistics(self) -> dict[str, float]:
+        """The running state a head updates in its training forward (AdaFace's μ and σ,
+        CurricularFace's t, AdaCos's s) as plain numbers (reads the device); most have none."""
+        return {}
+
+    def seed_draws(self, seed: int) -> None:
+        """Seed the random numbers a head draws itself (ElasticFace's margins); most draw none."""
+
+    def leads(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, C): how far class i's with-margin logit beats its strongest rival's logit when i
+        is the target; class i owns a feature with margin where its lead is positive (the
+        regions and bands the figures draw). Every logit shares one positive scale per row."""
+        return self.margin_logits(features) - max_other(self.plain_logits(features))
+
+    def region_keywords(self) -> dict[str, Any]:
+        """The keywords of geometry.region_labels that draw this head's regions."""
+        return {name: value for name, value in asdict(self.spec).items() if name != "loss"}
+
     def cosines(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C) cos θ_j between each feature and each class weight (0 for a zero feature)."""
         return F.linear(unit_rows(features), unit_rows(self.weight))
@@ -176,6 +194,14 @@ class MarginHead(nn.Module):
 def promoted(x: torch.Tensor) -> torch.Tensor:
     """x in float32 or better: float16/bfloat16 features (autocast) are promoted."""
     return x.to(torch.promote_types(x.dtype, torch.float32))
+
+
+def max_other(z: torch.Tensor) -> torch.Tensor:
+    """(B, C): for each entry, the largest value among the OTHER entries of its row."""
+    top = z.topk(2, dim=1).values
+    is_top = z == top[:, :1]
+    # A tie at the top: the other tied entry is the rival, so the value is the top itself.
+    return torch.where(is_top & (top[:, 1:2] < top[:, :1]), top[:, 1:2], top[:, :1])
 
 
 def unit_rows(x: torch.Tensor) -> torch.Tensor:

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from marginlab.losses.adaptive_heads import ADAPTIVE_HEAD_KINDS
 from marginlab.losses.head_base import MarginHead, promoted, unit_rows
 from marginlab.losses.margins import sphereface_lambda
 
@@ -204,4 +205,5 @@ HEAD_KINDS: dict[str, type[MarginHead]] = {
     "cosine": CosineMarginHead,
     "sphereface": SphereFaceHead,
     "subcenter": SubCenterArcFaceHead,
+    **ADAPTIVE_HEAD_KINDS,  # the post-2020 family, each with its running state or draws
 }

@@ -41,8 +41,9 @@ class RunConfig:
     """One training run. Angles in radians; `lr` is Adam's (AdamW, decoupled weight decay).
 
     Schedules, both functions of the step so a run resumes exactly:
-    - margin warm-up: m2, m3 and (m1 − 1) grow linearly from 0 to their values over the first
-      `margin_warmup_steps` steps (SphereFace's λ annealing is its own warm-up).
+    - margin warm-up: m2, m3, (m1 − 1), AdaFace's m and MagFace's l_m, u_m grow linearly from
+      0 to their values over the first `margin_warmup_steps` steps (SphereFace's λ annealing
+      is its own warm-up; ElasticFace draws around the ramped mean with its full σ).
     - learning rate: cosine from `lr` down to `lr · lr_min_factor` over `lr_decay_steps`, then
       constant, so a live run can go on for ever at a small learning rate.
     """
@@ -63,6 +64,16 @@ class RunConfig:
     center_alpha: float = 0.5
     bias: bool = False
     k: int = 3
+    # --- the post-2020 family (AdaFace, MagFace, ElasticFace; params.py has what each means)
+    m: float = 0.2
+    h: float = 0.333
+    t_alpha: float = 0.01
+    l_a: float = 1.0
+    u_a: float = 10.0
+    l_m: float = 0.1
+    u_m: float = 0.3
+    lambda_g: float = 1.0
+    sigma: float = 0.05
     # --- optimisation
     lr: float = 1e-2
     weight_decay: float = 5e-4
@@ -178,13 +189,19 @@ def margin_ramp(step: int, warmup_steps: int) -> float:
     return min(1.0, (step + 1) / warmup_steps)
 
 
+_RAMPED = ("m", "l_m", "u_m")  # AdaFace's and MagFace's margins
+
+
 def ramped_margin(config: RunConfig, step: int) -> dict[str, float]:
     """The margin parameters the head uses at `step` (warm-up applied; only margin names)."""
     ramp = margin_ramp(step, config.margin_warmup_steps)
+    spec = loss_spec(config.loss)
     return {
         "m1": 1.0 + (config.m1 - 1.0) * ramp,
         "m2": config.m2 * ramp,
         "m3": config.m3 * ramp,
+        # Only where the loss uses them: elsewhere they keep their neutral values unramped.
+        **{name: getattr(config, name) * ramp for name in _RAMPED if spec.uses(name)},
     }
 
 

@@ -27,6 +27,7 @@ def initial_model(config: RunConfig, data: DeviceData) -> tuple[torch.nn.Module,
         backbone = build_backbone(data.image_shape, config.dim)
         head = build_head(config.loss, config.dim, data.num_classes, **config.head_params())
         spread_class_weights(head)
+        head.seed_draws(config.seed)  # ElasticFace's margins: their own generator
     return backbone, head
 
 

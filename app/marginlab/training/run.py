@@ -211,6 +211,7 @@ class Run:
             params=params,
             skipped_steps=int(self._skipped.item()),
             subcenters=self.head.subcenter_weights().float().cpu().numpy(),
+            state=self.head.running_statistics(),
         )
         self._append(snap)
         release_freed_memory()  # see training_memory: keeps a long history from bloating RSS

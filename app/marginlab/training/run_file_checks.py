@@ -243,6 +243,11 @@ def check_history(history: Any, config: RunConfig, data: Mapping[str, Any], step
             table = snap.get(name)
             if not isinstance(table, Mapping) or not all(isinstance(k, str) for k in table):
                 raise RunFileError(f"{where}: {name} is not a table")
+        state = snap.get("state", {})  # a head's running statistics (older files: none)
+        if not isinstance(state, Mapping) or not all(isinstance(k, str) for k in state):
+            raise RunFileError(f"{where}: state is not a table")
+        for name, value in state.items():
+            _number(value, f"{where}: state {name}")
 
 
 def _shape(value: Any, shape: tuple[int, ...], where: str) -> torch.Tensor:

@@ -68,6 +68,9 @@ class Snapshot:
     # `weights` keeps the dominant one for W-EC / W-Inter (Table 3).
     subcenters: np.ndarray | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # The head's running state after this step (head.running_statistics(): AdaFace's
+    # batch_mean and batch_std, CurricularFace's t, AdaCos's running_s); empty for most losses.
+    state: dict[str, float] = field(default_factory=dict)
 
     @property
     def region_weights(self) -> np.ndarray:
@@ -96,6 +99,7 @@ class Snapshot:
             "train_acc": self.train_acc,
             "test_acc": self.test_acc,
             **self.stats,
+            **self.state,
         }
 
     def frame(self, labels: np.ndarray) -> dict[str, Any]:
@@ -130,6 +134,7 @@ class Snapshot:
             "skipped_steps": self.skipped_steps,
             "nonfinite_features": self.nonfinite_features,
             "subcenters": self.subcenters,
+            "state": dict(self.state),
         }
 
     @classmethod
@@ -152,6 +157,7 @@ def build_snapshot(
     params: Mapping[str, Any],
     skipped_steps: int,
     subcenters: np.ndarray | None = None,
+    state: Mapping[str, float] | None = None,
 ) -> Snapshot:
     """A snapshot from host arrays; every statistic comes from marginlab.geometry.angles."""
     features = np.asarray(features, dtype=np.float32)
@@ -181,6 +187,7 @@ def build_snapshot(
         skipped_steps=int(skipped_steps),
         nonfinite_features=int(bad_rows.sum()),
         subcenters=None if subcenters is None or subcenters.shape[1] < 2 else _finite(subcenters),
+        state={name: _finite_number(value) for name, value in (state or {}).items()},
     )
 
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 import torch
 
+from marginlab.lessons.checks.adaptive_norms import norm_tracks_difficulty
 from marginlab.lessons.checks.arcface_bands import band_width_equals_margin, band_widths
 from marginlab.lessons.checks.center_loss import center_loss_compacts, relative_spread
 from marginlab.lessons.checks.common import Check, ClaimResult, Progress
@@ -39,6 +40,7 @@ CHECKS: dict[str, Check] = {
     "paper_preset_struggles_in_2d": paper_preset_struggles_in_2d,
     "center_loss_compacts": center_loss_compacts,
     "unseen_faces_verified": unseen_faces_verified,
+    "norm_tracks_difficulty": norm_tracks_difficulty,
 }
 __all__ = [
     "CHECKS",
