@@ -10,7 +10,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import streamlit as st
-from streamlit import config as st_config
 
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.figures import figure_html, replay_html
@@ -71,10 +70,9 @@ def _build_exports(
     return exports
 
 
-def upload_limit_bytes() -> int:
-    """The largest run file a visitor may upload: Streamlit's server.maxUploadSize (MB; 50 in
-    streamlit_config.toml). The run-file checks bound the file's inflated size by it too."""
-    return int(st_config.get_option("server.maxUploadSize")) * 1024 * 1024
+# As server.maxUploadSize in streamlit_config.toml (tests/test_upload_safety.py holds them
+# equal); the run-file checks bound what the file inflates to by the same number.
+UPLOAD_LIMIT_BYTES = 50 * 1024 * 1024
 
 
 def run_file_panel(slot: str, live: LiveTraining) -> None:
@@ -125,10 +123,10 @@ def _forget_notice(slot: str) -> None:
 
 def load_upload(slot: str, data: bytes, *, comparison: bool) -> str | None:
     """Replace the session's trainer by the uploaded one; an error message, or None if done."""
-    limit = upload_limit_bytes()
+    limit = UPLOAD_LIMIT_BYTES
     if len(data) > limit:
         return (
-            f"That file is {len(data) / 1e6:.0f} MB; run files are at most {limit / 1e6:.0f} MB "
+            f"That file is {len(data) / 2**20:.0f} MB; run files are at most {limit // 2**20} MB "
             "here. Nothing changed."
         )
     try:
