@@ -71,6 +71,8 @@ def test_lab_shows_leads_and_table3_on_labelled_sets():
     assert labels[:6] == [
         "step", "training loss", "test accuracy", "Intra / Inter", "measured margin", "margin met",
     ]  # fmt: skip
+    met = next(metric for metric in at.metric if metric.label == "margin met")
+    assert met.value.endswith("%") and met.delta.startswith("lowest class ")
     [table] = [frame.value for frame in at.dataframe if "set" in frame.value.columns]
     assert list(table["set"]) == ["training images", "held-out images of the training classes"]
     assert "1,000 of the" in table["note"][0] and "test images" in table["note"][1]

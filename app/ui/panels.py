@@ -129,8 +129,12 @@ def metrics_strip(run: RunView, snap: Snapshot) -> None:
     cols[5].metric(
         "margin met",
         f"{row[MARGIN_MET]:.0f} %",
+        # The weakest class under the number: the mean alone hides a class that never makes it.
+        delta=f"lowest class {row[LOWEST_CLASS]}" if row[LOWEST_CLASS] else None,
+        delta_color="off",
+        delta_arrow="off",
         help="Probe images past the margin the loss asks for (lead ≥ m for an angular margin, "
-        f"else inside the with-margin region). Lowest class {row[LOWEST_CLASS]}.",
+        "else inside the with-margin region), and the class that meets it least often.",
     )
     if snap.state:  # the running state of a margin that adapts (always there for its loss)
         for column, (name, value) in zip(st.columns(6), snap.state.items(), strict=False):

@@ -106,15 +106,16 @@ def lead_histogram_figure(
     median = math.degrees(summary.median)
     shapes = [_vline(median, "#333333")]
     annotations = [_label(median, f"median {median:.1f}°")]
+    # Three short lines: a plotly subtitle does not wrap, and the panel is half a page wide.
     subtitle = (
-        f"Lead = angle to the nearest other weight − angle to the own weight. Median "
-        f"{median:.1f}°; nearest weight right: {100 * summary.positive:.0f} %; margin met "
-        f"({summary.margin_test}): {margin_met_text(summary, names)}."
+        "Lead = angle to the nearest other weight − angle to the own weight."
+        f"<br>Median {median:.1f}°; nearest weight right: {100 * summary.positive:.0f} %."
+        f"<br>Margin met ({summary.margin_test}): {margin_met_text(summary, names)}."
     )
     if summary.requested is not None:
         m_deg = math.degrees(summary.requested)
         shapes.append(_vline(m_deg, PALETTE[2]))
-        annotations.append(_label(m_deg, "requested m", above=False))
+        annotations.append(_label(m_deg, "requested m", high=False))
     layout = base_layout(
         title or "Leads: how far each sample is past its class boundary",
         subtitle,
@@ -128,6 +129,7 @@ def lead_histogram_figure(
         yaxis={"title": {"text": "number of samples"}},
         shapes=shapes,
         annotations=annotations,
+        margin={"l": 60, "r": 20, "t": 115, "b": 55},  # room for the three subtitle lines
     )
     return fast_figure(traces, layout)
 
@@ -145,14 +147,17 @@ def _vline(x: float, color: str) -> dict:
     }
 
 
-def _label(x: float, text: str, *, above: bool = True) -> dict:
+def _label(x: float, text: str, *, high: bool = True) -> dict:
+    """A line's label inside the plot, beside its line (two heights: median and m may meet)."""
     return {
         "x": x,
-        "y": 1.0 if above else 0.92,
+        "y": 0.99 if high else 0.91,
         "xref": "x",
         "yref": "paper",
         "text": text,
         "showarrow": False,
-        "yanchor": "bottom",
+        "yanchor": "top",
         "xanchor": "left",
+        "xshift": 3,
+        "bgcolor": "rgba(255,255,255,0.7)",
     }
