@@ -35,6 +35,7 @@ from marginlab.figures.views import (
     misclassified_mask,
     spoke_path,
     subscript,
+    weight_spokes,
     weights_per_class,
 )
 from marginlab.geometry.angles import normalize_rows
@@ -102,25 +103,8 @@ def _sphere_traces(
     ]
     if show_band:
         traces.append(empty_legend_entry(BAND_NAME, BAND_GREY, three_d=True))
-    for k in range(n_classes):
-        path = spoke_path(w[k], 1.35)
-        text = [""] * len(path)
-        text[1] = f"W{subscript(k)}"
-        traces.append(
-            trace(
-                "scatter3d",
-                x=f32(path[:, 0]),
-                y=f32(path[:, 1]),
-                z=f32(path[:, 2]),
-                mode="lines+text",
-                text=text,
-                line={"color": colors[k], "width": 7},
-                legendgroup=f"class{k}",
-                name=f"weight W{subscript(k)} of {legend[k]}",
-                showlegend=False,
-                hoverinfo="name",
-            )
-        )
+    spokes = [spoke_path(w[k], 1.35) for k in range(n_classes)]
+    traces += weight_spokes(spokes, colors, legend, three_d=True)
     lifted = points * 1.015  # just above the mesh, so the surface does not hide them
     for k in range(n_classes):
         pts = lifted[labels == k]

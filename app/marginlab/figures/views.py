@@ -106,6 +106,47 @@ def spoke_path(directions: np.ndarray, length: float) -> np.ndarray:
     return path
 
 
+def weight_spokes(
+    paths: Sequence[np.ndarray],
+    colors: Sequence[str],
+    legend: Sequence[str],
+    *,
+    three_d: bool = False,
+    arrows: bool = False,
+) -> list[dict]:
+    """One trace per class along its `spoke_path`: the weights of the circle, the sphere and
+    the raw plane, drawn the same way. Labelled "W_k" at the first tip, or with `arrows` an
+    arrowhead at every tip (the raw plane, where lengths matter); lines are wider in 3-D, where
+    they are seen through the mesh."""
+    traces = []
+    for k, path in enumerate(paths):
+        axes = {"x": f32(path[:, 0]), "y": f32(path[:, 1])}
+        if three_d:
+            axes["z"] = f32(path[:, 2])
+        if arrows:
+            heads = {"symbol": "arrow", "angleref": "previous", "color": colors[k]}
+            tips = {"marker": {**heads, "size": f32(np.arange(len(path)) % 2 * 12)}}
+            style = {"mode": "lines+markers", **tips}
+        else:
+            text = [""] * len(path)
+            text[1] = f"W{subscript(k)}"
+            style = {"mode": "lines+text", "text": text}
+            style.update({} if three_d else {"textposition": "top center"})
+        traces.append(
+            trace(
+                "scatter3d" if three_d else "scatter",
+                **axes,
+                **style,
+                line={"color": colors[k], "width": 7 if three_d else 3},
+                name=f"weight W{subscript(k)} of {legend[k]}",
+                legendgroup=f"class{k}",
+                showlegend=False,
+                hoverinfo="name",
+            )
+        )
+    return traces
+
+
 def _class_points(
     points: np.ndarray,
     labels: np.ndarray,
@@ -239,25 +280,8 @@ def circle_figure(
             hoverinfo="skip",
         )
     )
-    for k in range(n_classes):
-        path = spoke_path(w[k], 1.3)
-        text = [""] * len(path)
-        text[1] = f"W{subscript(k)}"
-        traces.append(
-            trace(
-                "scatter",
-                x=f32(path[:, 0]),
-                y=f32(path[:, 1]),
-                mode="lines+text",
-                text=text,
-                textposition="top center",
-                line={"color": colors[k], "width": 3},
-                name=f"weight W{subscript(k)} of {legend[k]}",
-                legendgroup=f"class{k}",
-                showlegend=False,
-                hoverinfo="name",
-            )
-        )
+    spokes = [spoke_path(w[k], 1.3) for k in range(n_classes)]
+    traces += weight_spokes(spokes, colors, legend)
     traces += _class_points(unit, labels, wrong, scatter, colors, legend, size=6)
     axis = {"range": [-1.45, 1.45], "zeroline": False, "constrain": "domain"}
     layout = base_layout(
@@ -333,27 +357,11 @@ def raw_feature_figure(
     ]
     if loss not in PLAIN_ARGMAX:
         traces.append(empty_legend_entry(BAND_NAME, BAND_GREY))
-    for k in range(n_classes):
-        path = spoke_path(w[k], 1.0) * (np.linalg.norm(w[k], axis=-1).max() * w_scale)
-        traces.append(
-            trace(
-                "scatter",
-                x=f32(path[:, 0]),
-                y=f32(path[:, 1]),
-                mode="lines+markers",
-                marker={
-                    "symbol": "arrow",
-                    "angleref": "previous",
-                    "color": colors[k],
-                    "size": f32(np.arange(len(path)) % 2 * 12),
-                },  # arrowheads at tips
-                line={"color": colors[k], "width": 3},
-                legendgroup=f"class{k}",
-                name=f"weight W{subscript(k)} of {legend[k]}",
-                showlegend=False,
-                hoverinfo="name",
-            )
-        )
+    spokes = [
+        spoke_path(w[k], 1.0) * (np.linalg.norm(w[k], axis=-1).max() * w_scale)
+        for k in range(n_classes)
+    ]
+    traces += weight_spokes(spokes, colors, legend, arrows=True)
     traces += _class_points(x, labels, wrong, scatter, colors, legend, size=5)
     with_bias = bias is not None and raw
     if loss in PLAIN_ARGMAX:
