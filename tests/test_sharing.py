@@ -7,8 +7,6 @@ steps equal, bit for bit, those of an engine run trained for the fork's step + M
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from marginlab.training.comparison import LockstepComparison
@@ -55,12 +53,11 @@ def test_one_setup_one_trainer_the_same_picture_and_pause_per_session(sharing, s
     wait_for(lambda: first.steps >= 20, 120, what="20 shared steps")
     assert third.steps == 0 and not third.playing  # it never pressed Play: still at its start
     at_pause = second.pause()
-    time.sleep(1.5)
+    wait_for(lambda: first.steps > at_pause, 120, what="the shared trainer to go on")
     assert second.steps == at_pause and not second.playing  # exact, for this view only
-    assert first.steps > at_pause and first.playing  # the shared trainer went on
-    assert first.runs[0].latest_snapshot() is first.runs[0].history[-1]
+    assert first.playing and second.runs is not first.runs
     second.play()  # follows the shared run again, where it is now
-    assert second.runs[0].latest_snapshot() is first.runs[0].latest_snapshot()
+    assert second.runs is first.runs and second.playing  # the very same views
     for session in (first, second):
         session.pause()
     group = sharing._groups[setup_key(new_run(ARC))]

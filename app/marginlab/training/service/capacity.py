@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any
 
 ENV_PRIVATE_PER_WORKER = "MARGINLAB_PRIVATE_PER_WORKER"
-# Measured (benchmarks/bench_classroom.py): a one-thread worker steps a 2-D Lab run about
-# 40-60 times a second; four private trainers playing on it still get about 10 steps/s and
-# 4 pictures/s each, a page's drawing rate.
-DEFAULT_PRIVATE_PER_WORKER = 4
+# A picture update of a playing trainer costs 4 live snapshots of CPU (slot.py takes one after
+# 3x its cost of training); a snapshot of the Lab's 2-D run costs 2.4 steps, 95 ms of CPU on a
+# busy shared core (benchmarks/bench_classroom.py): 2.6 trainers per core at >= 1 update/s
+# there, about 4 at the quiet core's 23 ms a step. So 3 private trainers and a shared one.
+DEFAULT_PRIVATE_PER_WORKER = 3
 
 
 def private_per_worker(configured: int | None = None) -> int:

@@ -154,6 +154,7 @@ class SessionHandle:
         if self.private is not None:
             self.private.play(until)
             return
+        self.waiting_message = ""
         if until is not None or self.wanted is not None:
             self._owner.fork(self, then=lambda handle: handle.play(until))
         if self.private is None:  # no fork wanted, or waiting for a place: follow live

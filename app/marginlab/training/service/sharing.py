@@ -146,7 +146,7 @@ class SharingService:
         """Give `session` a private trainer: forked from its shared run (or, `fresh`, built
         anew). Now, when a place is free and nobody waits, then `then(handle)`; else it waits
         in the queue (and the background thread forks it in its turn)."""
-        session.pending = "fresh" if fresh else "fork"
+        session.pending = "fresh" if fresh or session.pending == "fresh" else "fork"
         first = self.slots.first() is session
         worker = None if background else self.slots.reserve(queued=session if first else None)
         if worker is None:
@@ -247,8 +247,8 @@ class SharingService:
             else:
                 state = group.handle.save()  # the shared trainer between two of its steps
                 handle = self.service.create(forked(group.build, state), worker=worker)
-                if session.wanted:
-                    handle.set_params(session.wanted)
+            if session.wanted:
+                handle.set_params(session.wanted)
         except _Gone:
             self.slots.release(worker)
             return

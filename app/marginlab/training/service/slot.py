@@ -44,6 +44,7 @@ class Slot:
         self.params_version = 0
         self._sent: list[Snapshot | None] = [None] * len(self.runs)
         self._next_push = 0.0
+        self._next_push_cpu = 0.0  # ...and not before the slot has trained this long
         self._skipped_at_play = 0
         self._on_cpu = self.runs[0].device.type == "cpu"
 
@@ -86,6 +87,7 @@ class Slot:
         self.playing, self.until, self.error = True, until, ""
         if fair_start is not None:
             self.cpu_seconds = fair_start
+        self._next_push_cpu = 0.0
         self._skipped_at_play = self._skipped()
 
     def pause(self) -> None:
@@ -122,7 +124,9 @@ class Slot:
         self._guarded(lambda: self.trainer.step(1))
         if self.until is not None and self.steps >= self.until:
             self.pause()
-        due = not self.playing or time.monotonic() >= self._next_push
+        due = not self.playing or (
+            time.monotonic() >= self._next_push and self.cpu_seconds >= self._next_push_cpu
+        )
         # Reading the skip counter syncs with the device: per step on the CPU (free there),
         # at push time elsewhere.
         if self.playing and (due or self._on_cpu) and self._skipped() > self._skipped_at_play:
@@ -137,7 +141,12 @@ class Slot:
             before = time.thread_time()
             self.snapshot_all()
             cost = time.thread_time() - before
-            self._next_push = time.monotonic() + max(PUSH_INTERVAL_S, SNAPSHOT_COST_FACTOR * cost)
+            self._next_push = time.monotonic() + PUSH_INTERVAL_S
+            # Paced by the slot's own CPU time too, not only the clock's: with many trainers on
+            # a worker the clock mostly runs for the others, and a clock-paced slot would take
+            # a snapshot after nearly every one of its steps (bench_classroom.py).
+            spent = self.cpu_seconds + time.thread_time() - start
+            self._next_push_cpu = spent + SNAPSHOT_COST_FACTOR * cost
         self.cpu_seconds += time.thread_time() - start
         return due
 
