@@ -29,11 +29,17 @@ def fit_text_js() -> str:
 
 
 def split_caption(fig: go.Figure) -> str | None:
-    """Remove the figure's subtitle (its caption) and return its text, or None if it had none."""
-    subtitle = fig.layout.title.subtitle
-    text = subtitle.text if subtitle is not None else None
+    """Remove the figure's subtitle (its caption) and return its text, or None if it had none.
+
+    Read from the layout's JSON: a figure built unvalidated (style.fast_figure) and then given
+    a plain-string title holds that string, where attribute access would fail.
+    """
+    title = fig.layout.to_plotly_json().get("title")
+    if not isinstance(title, dict):
+        return None
+    text = (title.get("subtitle") or {}).get("text")
     if text:
-        fig.layout.title.subtitle = None
+        fig.layout.title = {key: value for key, value in title.items() if key != "subtitle"}
     return text or None
 
 
