@@ -141,4 +141,10 @@ def training_curves_figure(
         subtitle,
         **panels,
     )
+    if max((len(t["x"]) for t in traces), default=0) < 2:
+        # Before the second snapshot there is no curve to draw: say so instead of empty axes.
+        layout["annotations"].append(
+            {"text": "No training yet: press Play or Step.", "x": 0.5, "y": 0.5,
+             "xref": "paper", "yref": "paper", "showarrow": False, "font": {"size": 15}}
+        )  # fmt: skip
     return fast_figure(traces, layout)
