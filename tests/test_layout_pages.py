@@ -11,6 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from marginlab.data.datasets import load_mnist_toy
 from marginlab.figures import replay_figure, target_probability_figure, training_curves_figure
+from marginlab.figures.export import export_name
 from marginlab.lessons.parser import LESSONS_DIR, load_lessons
 from marginlab.params import PARAMS
 
@@ -74,3 +75,22 @@ def test_the_replay_draws_every_frame_with_the_margin_asked_for():
     asked = replay_figure(snaps, requested={"loss": "arcface", "s": 16.0, "m2": 0.3})
     assert band_points(asked, 0) > band_points(warm, 0)  # the bands are there from frame one
     assert asked.layout.legend.orientation == "v"  # beside the plot: clear of the controls
+
+
+def test_export_names_say_page_loss_step_and_kind():
+    name = export_name("lab", "SphereFace (A-Softmax)", 300, "replay")
+    assert name == "marginlab-lab-sphereface-a-softmax-step300-replay.html"
+    assert export_name("compare", "ArcFace", 300, "view") != export_name(
+        "compare", "ArcFace", 300, "replay"
+    )
+
+
+def test_the_lab_offers_a_view_and_a_replay_named_by_loss_and_step():
+    at = AppTest.from_file(str(APP / "views" / "lab.py"), default_timeout=240).run()
+    [step] = [b for b in at.button if b.label == "Step"]
+    step.click().run()
+    at.button(key="lab_prepare_exports").click().run()
+    assert not at.exception
+    labels = [element.proto.label for element in at.get("download_button")]
+    assert "ArcFace: view at step 5 (HTML)" in labels
+    assert "ArcFace: replay to step 5 (HTML)" in labels

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -148,6 +149,14 @@ def figure_html(fig: go.Figure, *, auto_play: bool = True) -> str:
         post_script=fit_post_script(),
     )
     return page.replace("</body>", caption_html(caption) + "</body>", 1)
+
+
+def export_name(page: str, label: str, step: int, kind: str, suffix: str = "html") -> str:
+    """A file name that says what the file is: 'marginlab-lab-arcface-step300-replay.html'
+    (page, loss label, training step, kind), safe on every file system."""
+    parts = [page, label, f"step{int(step)}", kind]
+    slug = "-".join(re.sub(r"[^a-z0-9]+", "-", str(part).lower()).strip("-") for part in parts)
+    return f"marginlab-{slug}.{suffix}"
 
 
 def figure_to_html(fig: go.Figure, path: str | os.PathLike) -> Path:
