@@ -3,6 +3,8 @@ page's figure), whatever shape the figure's title has; exported pages carry the 
 
 from __future__ import annotations
 
+import json
+
 from marginlab.figures import figure_html, target_probability_figure
 from marginlab.text_fit import caption_html, fit_text_js, split_caption
 
@@ -17,10 +19,12 @@ def test_the_caption_is_taken_out_and_the_title_kept():
     assert split_caption(fig) is None  # taken once
 
 
-def test_a_plain_string_title_has_no_caption_and_does_not_break():
+def test_a_plain_string_title_has_no_caption_and_becomes_a_title_object():
     fig = target_probability_figure("arcface", 16.0, m2=0.2)
     fig.update_layout(title="ArcFace")  # unvalidated figures keep the string as is
     assert split_caption(fig) is None
+    # plotly.js 3 draws no string titles: the browser gets {"text": ...}.
+    assert json.loads(fig.to_json())["layout"]["title"] == {"text": "ArcFace"}
 
 
 def test_an_exported_page_has_its_caption_under_the_plot_and_the_fit_script():

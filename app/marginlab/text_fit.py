@@ -32,9 +32,13 @@ def split_caption(fig: go.Figure) -> str | None:
     """Remove the figure's subtitle (its caption) and return its text, or None if it had none.
 
     Read from the layout's JSON: a figure built unvalidated (style.fast_figure) and then given
-    a plain-string title holds that string, where attribute access would fail.
+    a plain-string title holds that string, where attribute access would fail. Such a title
+    becomes {"text": ...}: plotly.js 3 dropped string titles ("container is not an object").
     """
     title = fig.layout.to_plotly_json().get("title")
+    if isinstance(title, str):
+        fig.layout.title = {"text": title}
+        return None
     if not isinstance(title, dict):
         return None
     text = (title.get("subtitle") or {}).get("text")

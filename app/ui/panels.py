@@ -21,6 +21,7 @@ from marginlab.figures import (
     binary_boundary_figure,
     target_logit_figure,
 )
+from marginlab.figures.loss_colors import title_panel
 from marginlab.figures.run import (
     LOWEST_CLASS,
     MARGIN_MET,
@@ -183,13 +184,15 @@ def show_figures(
                 if fig is None:
                     st.caption("This view is drawn for 2-D embeddings only.")
                     continue
-                if len(runs) > 1:
-                    fig.update_layout(title=LOSS_NAMES[run.config.loss], showlegend=False)
+                if len(runs) > 1:  # which loss, in its colour; the caption above says what
+                    title_panel(fig, run.config.loss, LOSS_NAMES[run.config.loss])
+                    fig.update_layout(showlegend=False)
                 live_plotly(
                     styled(fig, presenter),
                     key=f"{key}_{name}_{run.config.loss}",
                     height=height if len(runs) == 1 else 380,
                     camera_key=f"{key}-sphere",
+                    caption=len(runs) == 1,
                 )
 
 

@@ -94,10 +94,13 @@ def training_curves_figure(
     notes = []
 
     def line(panel: int, x, y, name: str, group: str, **style) -> None:
+        # One run: no legend groups (plotly stacks a group's entries in a column even in a
+        # horizontal legend); several: a run's lines in its group, toggled by its entry.
         xref, yref = refs[panel]
         traces.append(
-            trace("scatter", x=x, y=y, mode="lines", name=name, legendgroup=group,
-                  line=style, xaxis=xref, yaxis=yref, showlegend=single)
+            trace("scatter", x=x, y=y, mode="lines", name=name,
+                  legendgroup=None if single else group, line=style, xaxis=xref, yaxis=yref,
+                  showlegend=single)
         )  # fmt: skip
 
     for r, (name, hist) in enumerate(runs.items()):
