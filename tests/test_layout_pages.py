@@ -94,3 +94,21 @@ def test_the_lab_offers_a_view_and_a_replay_named_by_loss_and_step():
     labels = [element.proto.label for element in at.get("download_button")]
     assert "ArcFace: view at step 5 (HTML)" in labels
     assert "ArcFace: replay to step 5 (HTML)" in labels
+
+
+def test_a_lesson_without_pretraining_does_not_say_its_check_trains_0_steps():
+    at = AppTest.from_file(str(APP / "views" / "lessons.py"), default_timeout=300)
+    at.query_params["lesson"] = "07-digits-to-faces"
+    at.run()
+    checks = [c.value for c in at.caption if c.value.startswith("The check")]
+    assert checks and "0 steps" not in checks[0] and "experiment the claim describes" in checks[0]
+
+
+def test_the_closed_set_says_how_few_faces_its_accuracy_is_measured_on(
+    shared_data_dir, monkeypatch
+):
+    monkeypatch.setenv("SCIKIT_LEARN_DATA", str(shared_data_dir / "scikit_learn_data"))
+    at = AppTest.from_file(str(APP / "views" / "faces.py"), default_timeout=300).run()
+    assert not at.exception
+    notes = [c.value for c in at.caption if "held-out images" in c.value]
+    assert notes and "16 held-out images of 8 people" in notes[0] and "6 %" in notes[0]

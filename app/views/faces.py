@@ -78,6 +78,13 @@ with closed_tab:
             if live.playing:
                 live.advance(config.speed)
             metrics_table(live.runs)
+            data = live.runs[0].data
+            held_out = len(data.probe_labels)
+            st.caption(  # a handful of test faces: one image is a big step in accuracy
+                f"Test accuracy here is measured on {held_out} held-out images of "
+                f"{data.num_classes} people: one image more or less right moves it by "
+                f"{100 / max(held_out, 1):.0f} %."
+            )
             names = live.runs[0].data.dataset.class_names
             show_figures(["view", "curves"], live.runs, key="faces_closed", names=names)
 
