@@ -27,8 +27,10 @@ def test_training_curves_say_when_nothing_has_trained_yet():
     def notes(fig):
         return [a.text for a in fig.layout.annotations if "No training yet" in a.text]
 
-    assert notes(training_curves_figure([{"step": 0, "loss": 0.0, "test_acc": 0.1}]))
-    assert not notes(training_curves_figure({"step": [0, 5], "loss": [2.0, 1.0]}))
+    empty = training_curves_figure([{"step": 0, "loss": 0.0, "test_acc": 0.1}])
+    assert notes(empty) and empty.layout.xaxis.visible is False  # no empty axes
+    trained = training_curves_figure({"step": [0, 5], "loss": [2.0, 1.0]})
+    assert not notes(trained) and trained.layout.xaxis.visible is not False
 
 
 def test_about_counts_the_shipped_subset_from_its_file():
@@ -112,3 +114,20 @@ def test_the_closed_set_says_how_few_faces_its_accuracy_is_measured_on(
     assert not at.exception
     notes = [c.value for c in at.caption if "held-out images" in c.value]
     assert notes and "16 held-out images of 8 people" in notes[0] and "6 %" in notes[0]
+
+
+def test_the_scrubber_is_valued_in_training_steps_and_its_slot_keeps_its_height():
+    at = AppTest.from_file(str(APP / "views" / "lab.py"), default_timeout=240).run()
+    scrubbers = [w for w in at.select_slider if w.key == "lab_scrub"]
+    assert not scrubbers  # one snapshot: nothing to replay yet
+    [step] = [b for b in at.button if b.label == "Step"]
+    step.click().run()
+    step.click().run()
+    assert not at.exception
+    scrub = at.select_slider(key="lab_scrub")
+    assert "training step" in scrub.label
+    steps = [snap.step for snap in at.session_state["lab"].runs[0].history]
+    assert list(scrub.options) == [str(s) for s in steps] and scrub.value == steps[-1]
+    scrub.set_value(steps[0]).run()
+    assert not at.exception
+    assert at.metric[0].value == f"{steps[0]:,}"  # the strip shows the step picked

@@ -22,8 +22,8 @@ PAGE_CSS = """
 # Presenter mode: the numbers are what the room reads, so they grow most; labels a little.
 PRESENTER_CSS = """
 [data-testid="stMain"] p, [data-testid="stMain"] li { font-size: 1.3rem; }
-[data-testid="stMetricLabel"] p { font-size: 1.1rem; }
-[data-testid="stMetricValue"] { font-size: 2.6rem; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * { font-size: 1.1rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 2.4rem; }
 [data-testid="stMain"] h1 { font-size: 3rem; }
 """
 

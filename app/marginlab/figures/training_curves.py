@@ -145,7 +145,10 @@ def training_curves_figure(
         **panels,
     )
     if max((len(t["x"]) for t in traces), default=0) < 2:
-        # Before the second snapshot there is no curve to draw: say so instead of empty axes.
+        # Before the second snapshot there is no curve to draw: say so instead of empty axes
+        # (hidden, so that their titles cannot crowd the note either).
+        for name in [key for key in layout if key[:5] in ("xaxis", "yaxis")]:
+            layout[name] = {**layout[name], "visible": False}
         layout["annotations"].append(
             {"text": "No training yet: press Play or Step.", "x": 0.5, "y": 0.5,
              "xref": "paper", "yref": "paper", "showarrow": False, "font": {"size": 15}}
