@@ -118,6 +118,7 @@ def test_the_closed_set_says_how_few_faces_its_accuracy_is_measured_on(
 
 def test_the_scrubber_is_valued_in_training_steps_and_its_slot_keeps_its_height():
     at = AppTest.from_file(str(APP / "views" / "lab.py"), default_timeout=240).run()
+    assert at.metric[1].label == "training loss" and at.metric[1].value == "—"  # not 0.000
     scrubbers = [w for w in at.select_slider if w.key == "lab_scrub"]
     assert not scrubbers  # one snapshot: nothing to replay yet
     [step] = [b for b in at.button if b.label == "Step"]
@@ -131,3 +132,5 @@ def test_the_scrubber_is_valued_in_training_steps_and_its_slot_keeps_its_height(
     scrub.set_value(steps[0]).run()
     assert not at.exception
     assert at.metric[0].value == f"{steps[0]:,}"  # the strip shows the step picked
+    scrub.set_value(steps[-1]).run()
+    assert at.metric[1].value != "—"  # a trained snapshot has its loss

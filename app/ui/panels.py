@@ -109,7 +109,9 @@ def metrics_strip(run: Run, snap: Snapshot) -> None:
     row = metrics_row(snap, run.data.probe_labels, run_params(run), names=names)
     cols = st.columns(6)
     cols[0].metric("step", f"{row['step']:,}")
-    cols[1].metric("training loss", f"{row['training loss']:.3f}")
+    # No step yet: no loss was measured, and "0.000" would read as a perfect fit.
+    trained = row["step"] > 0
+    cols[1].metric("training loss", f"{row['training loss']:.3f}" if trained else "—")
     cols[2].metric("test accuracy", f"{row['test acc %']:.1f} %")
     cols[3].metric("Intra / Inter", f"{row['Intra °']:.0f}° / {row['Inter °']:.0f}°")
     cols[4].metric(

@@ -105,15 +105,16 @@ def live_panel() -> None:
         show(embedding_figure(snap, labels, params, names=names), "lab_view")
     with right:
         show(logit_figure(snap, labels, params), "lab_logit")
-    left, right = st.columns(2)
-    with left:
-        raw = raw_figure(snap, labels, params, names=names)
-        if raw is not None:
+    raw = raw_figure(snap, labels, params, names=names)
+    if raw is not None:
+        left, right = st.columns(2)
+        with left:
             show(raw, "lab_raw")
-        else:
-            st.caption("The raw feature view is drawn for 2-D embeddings.")
-    with right:
+        with right:
+            show(angle_figure(snap, labels, params, names=names), "lab_angles")
+    else:  # no raw plane beyond 2-D: the angles take the row instead of half of it
         show(angle_figure(snap, labels, params, names=names), "lab_angles")
+        st.caption("The raw (unnormalised) feature view is drawn for 2-D embeddings only.")
     show(curves_figure(history), "lab_curves")
     st.markdown("**This snapshot**: accuracy, Table-3 angles and leads")
     row = metrics_row(snap, labels, params, names=names)
