@@ -5,14 +5,21 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from ui.state import route_once
+from ui.presenter import page_css, sidebar_state
+from ui.state import current_config, route_once
 
 # One torch thread per server process: with several sessions sharing two cores this more than
 # doubled total throughput (../shared/reference/STREAMLIT.md), and small matrices get slower,
 # not faster, with a second thread waiting on a busy core.
 torch.set_num_threads(1)
 
-st.set_page_config(page_title="Hypersphere Margin Lab", page_icon="◯", layout="wide")
+st.set_page_config(
+    page_title="Hypersphere Margin Lab",
+    page_icon="◯",
+    layout="wide",
+    initial_sidebar_state=sidebar_state(current_config().presenter),
+)
+page_css()
 
 VIEW_DIR = Path(__file__).parent / "views"
 CONFIG_LINK = Path(__file__).parent / ".streamlit" / "config.toml"

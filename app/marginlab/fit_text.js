@@ -118,7 +118,7 @@ function fitPlan(source, gd) {
     if (typeof text === "string" && text) layout[path] = [text, fitWrap(text, font, room)];
   }
   const panels = fitPanelTitleRoom(gd);
-  if (panels > 0 && source.layout.title) {
+  if (panels > 0 && typeof source.layout.title === "object") {
     const pad = fitGet(source.layout, "title.pad.b") ?? 0;
     layout["title.pad.b"] = [pad, Math.max(pad, Math.ceil(panels) + 8)];
   }
@@ -136,7 +136,8 @@ function fitSet(obj, path, value) {
   const last = keys.pop();
   let parent = obj;
   for (const k of keys) {
-    if (parent[k] == null || typeof parent[k] !== "object") parent[k] = {};
+    if (parent[k] == null) parent[k] = {};
+    if (typeof parent[k] !== "object") return; // a plain value on the way: leave it be
     parent = parent[k];
   }
   parent[last] = value;

@@ -71,7 +71,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
     def parse(raw: str) -> str:
         value = raw.strip().lower()
         if value not in options:
-            raise ValueError(f"not one of {', '.join(options)}")
+            raise ValueError(f"must be one of {', '.join(options)}")
         return value
 
     return parse

@@ -29,14 +29,21 @@ def fit_text_js() -> str:
 
 
 def split_caption(fig: go.Figure) -> str | None:
-    """Remove the figure's subtitle (its caption) and return its text, or None if it had none."""
-    # Read through the plain dict: a figure built from a dict can hold a title plotly's
-    # property accessors cannot walk ("'str' object has no attribute 'get'").
+    """Remove the figure's subtitle (its caption) and return its text, or None if it had none.
+
+    Read from the layout's JSON: a figure built unvalidated (style.fast_figure) and then given
+    a plain-string title holds that string, where attribute access would fail. Such a title
+    becomes {"text": ...}: plotly.js 3 dropped string titles ("container is not an object").
+    """
     title = fig.layout.to_plotly_json().get("title")
-    subtitle = title.get("subtitle") if isinstance(title, dict) else None
-    text = subtitle.get("text") if isinstance(subtitle, dict) else None
+    if isinstance(title, str):
+        fig.layout.title = {"text": title}
+        return None
+    if not isinstance(title, dict):
+        return None
+    text = (title.get("subtitle") or {}).get("text")
     if text:
-        fig.update_layout(title={**title, "subtitle": None})
+        fig.layout.title = {key: value for key, value in title.items() if key != "subtitle"}
     return text or None
 
 

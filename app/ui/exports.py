@@ -13,7 +13,9 @@ import streamlit as st
 
 from marginlab.data.datasets import DatasetUnavailable
 from marginlab.figures import figure_html, replay_html
+from marginlab.figures.export import export_name
 from marginlab.figures.run import embedding_figure
+from marginlab.figures.style import LOSS_NAMES
 from marginlab.training.run_files import RunFileError
 from marginlab.training.service.builders import from_run_file
 from ui.live import LiveTraining, adopt
@@ -42,31 +44,44 @@ def export_panel(
             "files that open offline (plotly.js is inside)."
         )
         if st.button("Prepare HTML exports", key=f"{slot}_prepare_exports"):
-            st.session_state[key] = _build_exports(live, params, names)
-        exports: dict[str, bytes] | None = st.session_state.get(key)
+            st.session_state[key] = _build_exports(slot, live, params, names)
+        exports: dict[str, tuple[str, bytes]] | None = st.session_state.get(key)
         if exports:
-            for label, data in exports.items():
+            for label, (file_name, data) in exports.items():
                 st.download_button(
                     label,
                     data=data,
-                    file_name=f"marginlab-{slot}-{label.split()[0].lower()}.html",
+                    file_name=file_name,
                     mime="text/html",
-                    key=f"{slot}_download_{label}",
+                    key=f"{slot}_download_{file_name}",
                 )
 
 
 def _build_exports(
-    live: LiveTraining, params: Mapping[str, Mapping[str, Any]], names: Sequence[str]
-) -> dict[str, bytes]:
-    exports: dict[str, bytes] = {}
+    slot: str,
+    live: LiveTraining,
+    params: Mapping[str, Mapping[str, Any]],
+    names: Sequence[str],
+) -> dict[str, tuple[str, bytes]]:
+    """{button label: (file name, HTML)}: each name says page, loss, step and kind."""
+    exports: dict[str, tuple[str, bytes]] = {}
     for run in live.runs:
-        history = run.history
+        history = list(run.history) or [run.latest_snapshot()]
         labels = run.probe_labels
-        view = embedding_figure(history[-1], labels, params[run.config.loss], names=names)
-        name = run.config.loss
-        exports[f"{name} view (HTML)"] = figure_html(view).encode()
+        loss, step = run.config.loss, history[-1].step
+        requested = params[loss]
+        view = embedding_figure(history[-1], labels, requested, names=names)
+        label = LOSS_NAMES.get(loss, loss)
+        exports[f"{label}: view at step {step:,} (HTML)"] = (
+            export_name(slot, label, step, "view"),
+            figure_html(view).encode(),
+        )
         frames = [snap.frame(labels) for snap in history[-MAX_REPLAY_FRAMES:]]
-        exports[f"{name} replay (HTML)"] = replay_html(frames, names=names).encode()
+        replay = replay_html(frames, names=names, requested=requested)
+        exports[f"{label}: replay to step {step:,} (HTML)"] = (
+            export_name(slot, label, step, "replay"),
+            replay.encode(),
+        )
     return exports
 
 

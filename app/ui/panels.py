@@ -21,6 +21,7 @@ from marginlab.figures import (
     binary_boundary_figure,
     target_logit_figure,
 )
+from marginlab.figures.loss_colors import title_panel
 from marginlab.figures.run import (
     LOWEST_CLASS,
     MARGIN_MET,
@@ -117,7 +118,9 @@ def metrics_strip(run: RunView, snap: Snapshot) -> None:
     row = metrics_row(snap, run.probe_labels, run_params(run), names=names)
     cols = st.columns(6)
     cols[0].metric("step", f"{row['step']:,}")
-    cols[1].metric("training loss", f"{row['training loss']:.3f}")
+    # No step yet: no loss was measured, and "0.000" would read as a perfect fit.
+    trained = row["step"] > 0
+    cols[1].metric("training loss", f"{row['training loss']:.3f}" if trained else "—")
     cols[2].metric("test accuracy", f"{row['test acc %']:.1f} %")
     cols[3].metric("Intra / Inter", f"{row['Intra °']:.0f}° / {row['Inter °']:.0f}°")
     cols[4].metric(
@@ -203,13 +206,15 @@ def show_figures(
                         else "This view is drawn for 2-D embeddings only."
                     )
                     continue
-                if len(runs) > 1:
-                    fig.update_layout(title=LOSS_NAMES[run.config.loss], showlegend=False)
+                if len(runs) > 1:  # which loss, in its colour; the caption above says what
+                    title_panel(fig, run.config.loss, LOSS_NAMES[run.config.loss])
+                    fig.update_layout(showlegend=False)
                 live_plotly(
                     styled(fig, presenter),
                     key=f"{key}_{name}_{run.config.loss}",
                     height=height if len(runs) == 1 else 380,
                     camera_key=f"{key}-sphere",
+                    caption=len(runs) == 1,
                 )
 
 

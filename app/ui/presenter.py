@@ -1,4 +1,6 @@
-"""Presenter mode: larger type and markers for a classroom projector."""
+"""The page's look: a compact top and metric labels that wrap on every page; presenter mode
+(larger numbers than labels, larger type, figures and markers, the sidebar collapsed) for a
+classroom projector."""
 
 from __future__ import annotations
 
@@ -8,17 +10,39 @@ import streamlit as st
 PRESENTER_FONT = 20
 PRESENTER_MARKER_GROWTH = 1.8
 
+# Every page: Streamlit's 6rem above the title left a large empty band (3.5rem still clears
+# the header's buttons), and a metric label is wrapped instead of cut ("measured m…").
+PAGE_CSS = """
+[data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * {
+  white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
+  height: auto !important;
+}
+"""
+# Presenter mode: the numbers are what the room reads, so they grow most; labels a little.
+PRESENTER_CSS = """
+[data-testid="stMain"] p, [data-testid="stMain"] li { font-size: 1.3rem; }
+[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * { font-size: 1.1rem; }
+[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 2.4rem; }
+[data-testid="stMain"] h1 { font-size: 3rem; }
+"""
+
+
+def sidebar_state(presenter: bool) -> str:
+    """st.set_page_config's initial_sidebar_state: presenter mode collapses the sidebar (a
+    change of it on a rerun collapses or reopens it; its arrow still opens it by hand)."""
+    return "collapsed" if presenter else "auto"
+
+
+def page_css() -> None:
+    """The CSS every page gets (call once per run, from the entry script)."""
+    st.html(f"<style>{PAGE_CSS}</style>")
+
 
 def presenter_css(on: bool) -> None:
     """Scale the page's own text up (Streamlit has no runtime font-size option)."""
     if on:
-        st.html(
-            "<style>"
-            "[data-testid=stMain] p, [data-testid=stMain] li, [data-testid=stMetricValue]"
-            " { font-size: 1.35rem; }"
-            "[data-testid=stMain] h1 { font-size: 3.2rem; }"
-            "</style>"
-        )
+        st.html(f"<style>{PRESENTER_CSS}</style>")
 
 
 def styled(fig: go.Figure, presenter: bool) -> go.Figure:
@@ -35,4 +59,5 @@ def styled(fig: go.Figure, presenter: bool) -> go.Figure:
 
 
 def figure_height(presenter: bool) -> int:
+    """Plot height in px: taller on a projector, where the sidebar's width goes to the plots."""
     return 640 if presenter else 540

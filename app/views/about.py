@@ -2,9 +2,20 @@
 
 import streamlit as st
 
+from marginlab.data.datasets import DatasetUnavailable, load_mnist_toy
+
+try:  # counted from the shipped file itself, so the page cannot drift from the data
+    toy = load_mnist_toy()
+    subset = (
+        f"a subset of {len(toy.train_labels) + len(toy.test_labels):,} images ships with the "
+        f"app: {len(toy.train_labels):,} to train on, {len(toy.test_labels):,} to test"
+    )
+except DatasetUnavailable:
+    subset = "the shipped subset is missing from this checkout"
+
 st.title("About Hypersphere Margin Lab")
 st.markdown(
-    """
+    f"""
 This lab trains a small convolutional network live and shows where it puts every image:
 on a circle (2-D embeddings) or a sphere (3-D). Margin losses such as **ArcFace** push each
 class into its own region and leave grey **margin bands** between the regions; the scale
@@ -14,8 +25,7 @@ class into its own region and leave grey **margin bands** between the regions; t
 CosFace (Wang et al., CVPR 2018) · ArcFace (Deng et al., CVPR 2019) · center loss
 (Wen et al., ECCV 2016) · sub-center ArcFace (Deng et al., ECCV 2020).
 
-**Data.** MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0 (a 10,000-image subset ships
-with the app). Olivetti faces: AT&T Laboratories Cambridge. LFW: University of
-Massachusetts, Amherst.
+**Data.** MNIST: Yann LeCun and Corinna Cortes, CC BY-SA 3.0 ({subset}). Olivetti faces:
+AT&T Laboratories Cambridge. LFW: University of Massachusetts, Amherst.
 """
 )

@@ -3,9 +3,11 @@
 import streamlit as st
 
 from marginlab.figures import target_logit_figure
+from marginlab.figures.loss_colors import title_panel
 from marginlab.figures.run import curves_figure, embedding_figure
 from marginlab.figures.style import margin_label, margin_of
 from marginlab.lab_state import LAB_LOSSES, MAX_COMPARE, run_config, tunable_params
+from marginlab.text_fit import split_caption
 from marginlab.training.service.builders import new_comparison
 from ui.controls import (
     LOSS_NAMES,
@@ -17,7 +19,7 @@ from ui.controls import (
 from ui.exports import export_panel, run_file_panel
 from ui.live import LiveTraining
 from ui.live_page import live_page
-from ui.live_plot import live_plotly
+from ui.live_plot import caption_markdown, live_plotly
 from ui.panels import metrics_table
 from ui.presenter import presenter_css, styled
 from ui.state import page_setup, update_config
@@ -66,32 +68,35 @@ def draw(live: LiveTraining) -> None:
     labels, names = runs[0].probe_labels, runs[0].class_names
     snaps = {run.config.loss: run.latest_snapshot() for run in runs}
     metrics_table(runs)
+    views = {}
+    for run in runs:
+        loss, spec = run.config.loss, params[run.config.loss]
+        fig = embedding_figure(snaps[loss], labels, spec, names=names)
+        # Each panel titled with its loss in the loss's colour (as in the curves below).
+        title_panel(fig, loss, margin_label(loss, spec.get("s"), **margin_of(spec)))
+        views[loss] = fig.update_layout(showlegend=False)
+    caption = split_caption(next(iter(views.values())))
+    st.caption(caption_markdown(caption or ""))  # once for the row of panels
     for start in range(0, len(runs), COLUMNS):
         columns = st.columns(COLUMNS)
         for column, run in zip(columns, runs[start : start + COLUMNS], strict=False):
-            loss = run.config.loss
-            spec = params[loss]
-            title = margin_label(loss, spec.get("s"), **margin_of(spec))
-            fig = embedding_figure(snaps[loss], labels, spec, names=names, title=title)
-            fig.update_layout(showlegend=False)
             with column:
                 live_plotly(
-                    styled(fig, presenter),
-                    key=f"compare_view_{loss}",
+                    styled(views[run.config.loss], presenter),
+                    key=f"compare_view_{run.config.loss}",
                     height=380,
                     camera_key="compare-sphere",
+                    caption=False,
                 )
     curves = [{**params[loss], "label": LOSS_NAMES[loss]} for loss in snaps]
-    left, right = st.columns(2)
-    with left:
-        live_plotly(
-            styled(target_logit_figure(curves, show_paper_curves=False), presenter),
-            key="compare_logits",
-            height=460,
-        )
-    with right:
-        history = {LOSS_NAMES[run.config.loss]: list(run.history) for run in runs}
-        live_plotly(styled(curves_figure(history), presenter), key="compare_curves", height=460)
+    live_plotly(
+        styled(target_logit_figure(curves, show_paper_curves=False), presenter),
+        key="compare_logits",
+        height=460,
+    )
+    # The page's whole width: three panels of six runs each were unreadable in half of it.
+    history = {LOSS_NAMES[run.config.loss]: list(run.history) for run in runs}
+    live_plotly(styled(curves_figure(history), presenter), key="compare_curves", height=460)
 
 
 live = live_page(

@@ -76,7 +76,14 @@ with closed_tab:
 
         def draw(live: LiveTraining) -> None:
             metrics_table(live.runs)
-            names = live.runs[0].class_names
+            run = live.runs[0]
+            held_out = len(run.probe_labels)
+            st.caption(  # a handful of test faces: one image is a big step in accuracy
+                f"Test accuracy here is measured on {held_out} held-out images of "
+                f"{run.num_classes} people: one image more or less right moves it by "
+                f"{100 / max(held_out, 1):.0f} %."
+            )
+            names = run.class_names
             show_figures(["view", "curves"], live.runs, key="faces_closed", names=names)
 
         live_page(

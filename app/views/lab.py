@@ -31,6 +31,7 @@ from ui.state import page_setup
 from ui.table3 import table3_panel
 
 SLOT = "lab"
+SCRUBBER_PX = 92  # the scrubber with its label, so its slot never changes height
 
 config = page_setup("lab")
 wanted = run_config(config)
@@ -58,18 +59,26 @@ def draw(live: LiveTraining) -> None:
     # Elements that come and go (the scrubber while paused, the NaN note) get a slot that is
     # always there: a new element above the plots would shift them, and Streamlit would then
     # remount each plot's div, losing the user's 3-D camera and zoom on every Pause and Play.
-    scrubber = st.empty()
+    # The slot keeps its height whether the scrubber is in it or not: appearing on Pause, it
+    # pushed the whole page down by its height.
+    scrubber = st.container(height=SCRUBBER_PX, border=False)
     if not live.playing and len(history) > 1:
-        index = scrubber.slider(
-            "replay the history (snapshot at step)",
-            0,
-            len(history) - 1,
-            value=len(history) - 1,
-            format="%d",
+        by_step = {past.step: past for past in history}  # valued in training steps
+        if st.session_state.get("lab_scrub_latest") != history[-1].step:
+            # New snapshots since the scrubber was last drawn: it starts at the newest again
+            # (a keyed widget would keep its old step and show an old snapshot).
+            st.session_state["lab_scrub_latest"] = history[-1].step
+            st.session_state["lab_scrub"] = history[-1].step
+        step = scrubber.select_slider(
+            "replay the history: training step",
+            options=list(by_step),
             key="lab_scrub",
-            help="Pick an earlier snapshot; the figures show it with the current s and m.",
+            help="Pick an earlier training step; the figures show that snapshot with the "
+            "current s and m.",
         )
-        snap = history[index]
+        snap = by_step[step]
+    else:
+        scrubber.caption("Pause to replay the history, snapshot by snapshot.")
     metrics_strip(run, snap)
     height = figure_height(presenter)
 
@@ -81,15 +90,16 @@ def draw(live: LiveTraining) -> None:
         show(embedding_figure(snap, labels, params, names=names), "lab_view")
     with right:
         show(logit_figure(snap, labels, params), "lab_logit")
-    left, right = st.columns(2)
-    with left:
-        raw = raw_figure(snap, labels, params, names=names)
-        if raw is not None:
+    raw = raw_figure(snap, labels, params, names=names)
+    if raw is not None:
+        left, right = st.columns(2)
+        with left:
             show(raw, "lab_raw")
-        else:
-            st.caption("The raw feature view is drawn for 2-D embeddings.")
-    with right:
+        with right:
+            show(angle_figure(snap, labels, params, names=names), "lab_angles")
+    else:  # no raw plane beyond 2-D: the angles take the row instead of half of it
         show(angle_figure(snap, labels, params, names=names), "lab_angles")
+        st.caption("The raw (unnormalised) feature view is drawn for 2-D embeddings only.")
     # Margins that adapt (AdaFace, MagFace, ElasticFace, CurricularFace, AdaCos): their own.
     adaptive = adaptive_figures(history, snap, labels, params)
     for start in range(0, len(adaptive), 2):

@@ -145,10 +145,15 @@ def claim_panel(lesson: Lesson) -> None:
     """The claim, a button that checks it on a fresh run of the preset, and what was measured."""
     st.markdown(f"#### The claim\n> {plain(lesson.claim.text)}")
     results: dict[str, ClaimResult] = st.session_state.setdefault(RESULT_KEY, {})
-    st.caption(
-        f"The check trains the lesson's own preset from scratch (seed {lesson.preset.seed}, "
-        f"{lesson.pretrain_steps} steps), whatever the lab shows now, and measures the claim."
+    # A lesson without pretraining (lesson 7) checks by an experiment of its own: "0 steps"
+    # would say the opposite of what happens.
+    how = (
+        f"trains the lesson's own preset from scratch (seed {lesson.preset.seed}, "
+        f"{lesson.pretrain_steps:,} steps)"
+        if lesson.pretrain_steps > 0
+        else f"runs the experiment the claim describes, from scratch (seed {lesson.preset.seed})"
     )
+    st.caption(f"The check {how}, whatever the lab shows now, and measures the claim.")
     if st.button("Check this claim", icon=":material/fact_check:", key="check_claim"):
         bar = st.progress(0.0, text="waiting for the trainer…")
         with st.spinner("Training the lesson's preset…"):

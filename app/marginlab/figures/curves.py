@@ -289,10 +289,13 @@ def target_probability_figure(
         )
     others = scale * math.cos(other_angle) + math.log(max(n_classes - 1, 1))
     spec = {"loss": loss, **margin}
+    psi = _psi(spec, cos)
     curves = (
-        ("with margin (training)", _psi(spec, cos), "#111111", "solid"),
+        ("with margin (training)", psi, "#111111", "solid"),
         ("without margin (test time)", cos, PALETTE[0], "dash"),
     )
+    if np.allclose(psi, cos, rtol=0.0, atol=1e-9):  # no margin: one curve, not two alike
+        curves = (("no margin: the same in training and at test time", cos, "#111111", "solid"),)
     traces = [
         trace(
             "scatter",

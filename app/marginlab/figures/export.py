@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -150,6 +151,14 @@ def figure_html(fig: go.Figure, *, auto_play: bool = True) -> str:
     return page.replace("</body>", caption_html(caption) + "</body>", 1)
 
 
+def export_name(page: str, label: str, step: int, kind: str, suffix: str = "html") -> str:
+    """A file name that says what the file is: 'marginlab-lab-arcface-step300-replay.html'
+    (page, loss label, training step, kind), safe on every file system."""
+    parts = [page, label, f"step{int(step)}", kind]
+    slug = "-".join(re.sub(r"[^a-z0-9]+", "-", str(part).lower()).strip("-") for part in parts)
+    return f"marginlab-{slug}.{suffix}"
+
+
 def figure_to_html(fig: go.Figure, path: str | os.PathLike) -> Path:
     """Write `figure_html(fig)` to `path`."""
     path = Path(path)
@@ -187,12 +196,16 @@ def replay_figure(
     frame_ms: int = 250,
     names: Sequence[str] | None = None,
     title: str = "Training replay",
+    requested: Mapping | None = None,
     **defaults,
 ) -> go.Figure:
     """An animated replay of a run's snapshots (plotly frames + slider + play button).
 
     Each snapshot is a dict with "step", "features" (N, d), "labels", "weights" (C, d) and
     optionally its margin ("loss", "s", "m1", "m2", …; `defaults` fill in what is missing).
+    `requested` (loss, s and margin keywords) draws every frame with those instead, as the
+    lab's views do: the margin asked for, not the warm-up's partial one a snapshot was taken
+    with (which is near zero in early frames: bands that were missing from the replay).
     d = 2 replays the circle view, d = 3 the sphere, d > 3 a PCA projection fixed by the last
     snapshot (so the view does not jump). At most `max_frames` evenly spaced snapshots and
     `max_points` points (the same seeded subset in every frame) keep the file small.
@@ -213,6 +226,8 @@ def replay_figure(
     elif dim > 3:
         fixed["projection"] = pca_to_3d(np.asarray(snaps[-1]["features"]))
 
+    if requested:
+        snaps = [{**snap, **dict(requested)} for snap in snaps]
     figures = [_replay_frame(snap, dim, fixed, defaults, max_points) for snap in snaps]
     base = go.Figure(figures[0])
     frames = []
@@ -240,6 +255,17 @@ def replay_figure(
         title={"text": f"{title} — step {snaps[0]['step']}"},
         uirevision=UIREVISION,
         margin={"b": 130},  # room for the play button and the slider
+        # The controls take the bottom: the legend goes to the right (a replay is a whole
+        # page, there is room), where they cannot cover it.
+        legend={
+            "orientation": "v",
+            "xref": "paper",
+            "x": 1.02,
+            "xanchor": "left",
+            "yref": "paper",
+            "y": 1.0,
+            "yanchor": "top",
+        },  # fmt: skip
         updatemenus=[
             {
                 "type": "buttons",

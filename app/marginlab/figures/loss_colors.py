@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import hashlib
 
+import plotly.graph_objects as go
+
 # Strong, distinguishable hues; the family resemblances are on purpose (ArcFace and its
 # sub-centre variant are reds, the SphereFace forms purples). None is the band grey.
 LOSS_COLORS: dict[str, str] = {
@@ -38,7 +40,13 @@ def loss_color(loss: str) -> str:
     return _SPARE[digest[0] % len(_SPARE)]
 
 
-def loss_title(loss: str, text: str) -> dict:
-    """A figure title naming one loss among several, in the loss's colour (plotly title dict:
-    merge it with update_layout(title=...), the rest of the title's layout stays)."""
-    return {"text": text, "font": {"color": loss_color(loss)}}
+def title_panel(fig: go.Figure, loss: str, text: str) -> go.Figure:
+    """Title `fig` as one loss's panel among several: `text` in the loss's colour, the rest of
+    the title's layout (position, automargin) kept. Read and written as JSON, because an
+    unvalidated figure (style.fast_figure) would replace its whole title by a plain update."""
+    title = fig.layout.to_plotly_json().get("title")
+    title = dict(title) if isinstance(title, dict) else {}
+    font = dict(title.get("font") or {})
+    font["color"] = loss_color(loss)
+    fig.layout.title = {**title, "text": text, "font": font}
+    return fig

@@ -159,7 +159,7 @@ def base_layout(title: str, subtitle: str | None = None, **extra) -> dict:
             "y": 1.0,
             "yanchor": "bottom",
             "automargin": True,
-            "pad": {"b": 12},
+            "pad": {"t": 8, "b": 12},  # t: clear of the figure's top edge
         },
         "template": TEMPLATE,
         "uirevision": UIREVISION,

@@ -94,10 +94,13 @@ def training_curves_figure(
     notes = []
 
     def line(panel: int, x, y, name: str, group: str, **style) -> None:
+        # One run: no legend groups (plotly stacks a group's entries in a column even in a
+        # horizontal legend); several: a run's lines in its group, toggled by its entry.
         xref, yref = refs[panel]
         traces.append(
-            trace("scatter", x=x, y=y, mode="lines", name=name, legendgroup=group,
-                  line=style, xaxis=xref, yaxis=yref, showlegend=single)
+            trace("scatter", x=x, y=y, mode="lines", name=name,
+                  legendgroup=None if single else group, line=style, xaxis=xref, yaxis=yref,
+                  showlegend=single)
         )  # fmt: skip
 
     for r, (name, hist) in enumerate(runs.items()):
@@ -141,4 +144,13 @@ def training_curves_figure(
         subtitle,
         **panels,
     )
+    if max((len(t["x"]) for t in traces), default=0) < 2:
+        # Before the second snapshot there is no curve to draw: say so instead of empty axes
+        # (hidden, so that their titles cannot crowd the note either).
+        for name in [key for key in layout if key[:5] in ("xaxis", "yaxis")]:
+            layout[name] = {**layout[name], "visible": False}
+        layout["annotations"].append(
+            {"text": "No training yet: press Play or Step.", "x": 0.5, "y": 0.5,
+             "xref": "paper", "yref": "paper", "showarrow": False, "font": {"size": 15}}
+        )  # fmt: skip
     return fast_figure(traces, layout)

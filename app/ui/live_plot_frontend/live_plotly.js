@@ -230,6 +230,7 @@ async function pump(div) {
       config: { responsive: true, displaylogo: false, ...(msg.config ?? {}) },
     });
     st.fitPlan = await fitFigure(div, st.fitSource);
+    fitted(div);
     if (!st.bound) {
       bindPlotEvents(div);
       st.bound = true;
@@ -242,6 +243,31 @@ async function pump(div) {
     }
   } catch (err) {
     showError(div, err);
+  } finally {
+    st.busy = false;
+    if (st.pending) requestAnimationFrame(() => pump(div));
+  }
+}
+
+// Counts finished text fits on the div (data-fits): a test can wait for the fit after a resize.
+function fitted(div) {
+  div.dataset.fits = String(Number(div.dataset.fits ?? 0) + 1);
+}
+
+// The plot changed size: wrap its texts to the new width (after any update being drawn).
+async function refit(div) {
+  const st = div.__lp;
+  if (!st?.fitSource || !div._fullLayout) return;
+  if (st.busy) {
+    setTimeout(() => refit(div), 200);
+    return;
+  }
+  st.busy = true;
+  try {
+    st.fitPlan = await fitFigure(div, st.fitSource);
+    fitted(div);
+  } catch (err) {
+    console.warn("live_plotly: text fit failed", err);
   } finally {
     st.busy = false;
     if (st.pending) requestAnimationFrame(() => pump(div));
@@ -286,11 +312,7 @@ function initDiv(div) {
   st.resizeObserver = new ResizeObserver(() => {
     if (!div._fullLayout || st.dragging || div.offsetWidth === 0) return;
     Promise.resolve(window.Plotly?.Plots.resize(div))
-      .then(async () => {
-        if (st.fitSource && !st.busy && div.__lp === st) {
-          st.fitPlan = await fitFigure(div, st.fitSource);
-        }
-      })
+      .then(() => refit(div))
       .catch(() => {});
   });
   st.resizeObserver.observe(div);
