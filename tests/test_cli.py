@@ -99,7 +99,7 @@ def test_seconds_budget_and_plain_output(capsys):
 BAD_ARGUMENTS = {
     "unknown loss": ["train", "--loss", "nope"],
     "--dim": ["train", "--dim", "0"],
-    "s (scale s) must lie in [1, 128]": ["train", "--s", "-1"],  # the table's range
+    "scale s must lie in [1, 128]": ["train", "--s", "-1"],  # the table's range
     "unknown dataset": ["train", "--dataset", "nope"],
     "no such run file": ["eval", "--load", "/no/such/run.pt"],
 }

@@ -425,7 +425,11 @@ def test_bad_parameters_get_one_line_messages() -> None:
     cases = [
         ("magface", {"l_a": 20.0, "u_a": 10.0}, "u_a must exceed l_a"),
         ("magface", {"policy": "sideways"}, "unknown policy"),
-        ("elasticface-arc", {"sigma": -0.1}, r"sigma \(.*\) must lie in \[0, 0.5\]"),
+        (
+            "elasticface-arc",
+            {"sigma": -0.1},
+            r"^sigma, σ \(margin spread\), must lie in \[0, 0.5\]",
+        ),
         ("adaface", {"t_alpha": 1.5}, r"t_alpha \(.*\) must lie in"),
         ("adaface", {"h": 0.0}, r"h \(.*\) must lie in"),
         ("adaface", {"m": float("nan")}, "m must be a finite number"),

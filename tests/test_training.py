@@ -65,7 +65,7 @@ def test_paper_preset_values():
     [
         ({"loss": "nope"}, "unknown loss"),
         ({"dim": 0}, "dim"),
-        ({"s": -1.0}, r"s \(the logit scale\) must be positive"),
+        ({"s": -1.0}, r"^scale s must lie in \[1, 128\], got -1.0$"),
         ({"dataset": "nope"}, "unknown dataset"),
         ({"batch_size": 1}, "batch_size"),
         ({"lr": 0.0}, "lr"),
@@ -201,7 +201,7 @@ def test_structural_changes_need_a_new_run(data):
     for change in ({"loss": "cosface"}, {"dim": 3}, {"seed": 1}, {"k": 2}):
         with pytest.raises(ValueError, match="new run"):
             run.set_params(**change)
-    with pytest.raises(ValueError, match="s \\(the logit scale\\)"):
+    with pytest.raises(ValueError, match="^scale s must lie in"):
         run.set_params(s=-2.0)
     assert run.config.s == config().s  # a refused change leaves the config alone
 

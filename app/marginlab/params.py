@@ -64,10 +64,17 @@ class Param:
         assert self.low is not None and self.high is not None
         if not self.low <= number <= self.high:
             raise ValueError(
-                f"{self.name} ({self.label}) must lie in [{self.low:g}, {self.high:g}], "
-                f"got {value!r}"
+                f"{self.named()} must lie in [{self.low:g}, {self.high:g}], got {value!r}"
             )
         return number
+
+    def named(self) -> str:
+        """The parameter as a message names it: its label, with its name where the label
+        does not hold it ("s (scale s)" would say s twice; "lr (learning rate)",
+        "sigma, σ (margin spread),")."""
+        if self.name in self.label.replace("(", " ").split():
+            return self.label
+        return f"{self.name}, {self.label}," if "(" in self.label else f"{self.name} ({self.label})"
 
     def parse(self, raw: str) -> Any:
         """A value from text (a URL query or a command line), then `check`ed."""
