@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app_figures import live_figures
+
 APP = Path(__file__).resolve().parents[1] / "app"
 TIMEOUT = 240  # AppTest's 3 s default is far too short once torch trains in the script
 
@@ -15,15 +17,6 @@ def page(name: str, query: dict | None = None) -> AppTest:
     for key, value in (query or {}).items():
         at.query_params[key] = value
     return at.run()
-
-
-def live_figures(at: AppTest) -> dict[str, dict]:
-    """The figures the live_plotly component received, by key (AppTest cannot render them)."""
-    figures = {}
-    for element in at.get("bidi_component"):
-        payload = json.loads(element.proto.bytes)
-        figures[payload["key"]] = payload["fig"]
-    return figures
 
 
 @pytest.mark.parametrize(

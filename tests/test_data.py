@@ -241,7 +241,10 @@ def test_mnist_download_over_loopback_then_from_cache(
     real_test = read_idx_gz(shared_data_dir / "mnist" / "t10k-images-idx3-ubyte.gz")
     assert np.array_equal(ds.test_images, real_test)
     assert np.bincount(ds.test_labels).tolist() == T10K_COUNTS
-    assert sorted(p.name for p in (tmp_path / "mnist").iterdir()) == sorted(MNIST_FILES.values())
+    # Only the four verified files, and the (empty) lock that keeps two downloads apart.
+    cached = sorted(p.name for p in (tmp_path / "mnist").iterdir())
+    assert cached == sorted([".download.lock", *MNIST_FILES.values()])
+    assert (tmp_path / "mnist" / ".download.lock").stat().st_size == 0
 
     # Second load: no network at all, everything comes from the verified cache.
     again = load_dataset(

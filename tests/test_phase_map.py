@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from app_figures import live_figures
 from marginlab.experiments import phase_map as pm
 from marginlab.experiments.phase_rule import PHASES, classify, measure_run, summary
 from marginlab.figures import phase_map_figure
@@ -177,9 +178,10 @@ def test_the_page_shows_a_stopped_map_from_the_cache(tmp_path, monkeypatch):
     page = Path(__file__).resolve().parents[1] / "app" / "views" / "phase_map.py"
     at = AppTest.from_file(str(page), default_timeout=120).run()
     assert not at.exception, at.exception
-    [chart] = at.get("plotly_chart")
-    spec = json.loads(chart.proto.spec)
-    assert "2 of 16 cells" in spec["layout"]["title"]["subtitle"]["text"]
+    [spec] = live_figures(at).values()
+    # The figure's caption is page text under the plot (ui.live_plot), Markdown-escaped.
+    captions = " ".join(text.value for text in at.caption).replace("\\", "")
+    assert "2 of 16 cells" in captions
     texts = [text for row in spec["data"][0]["text"] for text in row]
     assert sum(bool(text) for text in texts) == 2
     assert any("**margin too large**" in text.value for text in at.markdown)  # the rule
