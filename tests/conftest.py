@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 # Real reference datasets beside the project (see ../shared/data/README.md); CI always has
 # them, a fresh clone does not, so tests that need them skip with a reason instead of failing.
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# Page tests open many sessions in one process (AppTest) or one server (the browser tests) and
+# never close them: a classroom's limit of private trainers per worker would make the later
+# ones wait in line for minutes (the service reaps a session after its two-minute TTL). The
+# limit and the queue have their own tests (test_sharing.py), with explicit limits.
+os.environ.setdefault("MARGINLAB_PRIVATE_PER_WORKER", "64")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

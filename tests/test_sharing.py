@@ -196,3 +196,24 @@ def test_a_state_of_another_setup_is_refused_with_one_line(tmp_path):
     path = save_run(Run(ARC), tmp_path / "arc.pt")
     with pytest.raises(RunFileError, match="saved with other settings"):
         restore(Run(ARC.with_changes(m2=0.3)), path)
+
+
+def test_a_fork_that_lands_after_pause_keeps_the_paused_view(sharing):
+    """A slider moved while following live forks in the background; a Pause before the fork
+    lands must hold: the step shown at Pause stays, and Play goes on from the fork."""
+    leader, mover = (sharing.create(new_run(ARC)) for _ in range(2))
+    leader.play()
+    mover.play()
+    wait_for(lambda: leader.steps >= 15, 120, what="15 shared steps")
+    mover.set_params([ARC.with_changes(m2=0.35)])
+    at_pause = mover.pause()
+    wait_for(lambda: not mover.shared, 120, what="the background fork")
+    wait_for(lambda: leader.steps > at_pause + 10, 120, what="the shared trainer to go on")
+    assert mover.steps == at_pause and not mover.playing  # the fork did not replace the view
+    assert mover.runs[0].config.m2 == 0.35  # drawn with the value the user set
+    assert mover.pause() == at_pause
+    mover.play()
+    wait_for(lambda: mover.steps > mover.forked_at, 120, what="the fork to train")
+    assert mover.playing and mover.runs[0].config.m2 == 0.35
+    for session in (leader, mover):
+        session.pause()

@@ -19,6 +19,9 @@ Following a shared run (sharing.py):
 - When every private place is taken the session waits in a queue (`queue_position`,
   `notice`) and keeps following the shared run meanwhile.
 - Save while following saves the shared trainer's current state.
+- A fork asked for while following live can land after the user pressed Pause: the private
+  trainer then stays paused and the page keeps the view frozen at Pause (the step shown at
+  Pause stays) until the next Play or Step, which go on from the fork.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ class SessionHandle:
         self._lock = threading.RLock()
         self.forking = threading.Lock()  # held while a private trainer is made for it
         self._frozen: list[RunView] | None = [view.frozen() for view in group.handle.runs]
+        self._held = False  # a fork landed while paused: `_frozen` stays shown until resumed
         self._switches = 0
 
     # ----- what the page reads ------------------------------------------------------------
@@ -76,7 +80,9 @@ class SessionHandle:
     @property
     def runs(self) -> list[RunView]:
         frozen = self._frozen
-        return frozen if frozen is not None and self.private is None else self.target.runs
+        if frozen is not None and (self.private is None or self._held):
+            return frozen
+        return self.target.runs
 
     @property
     def steps(self) -> int:
@@ -88,7 +94,9 @@ class SessionHandle:
 
     @property
     def playing(self) -> bool:
-        return self.target.playing if self.private is not None or self.live else False
+        if self.private is not None:
+            return self.private.playing
+        return self.target.playing if self.live else False
 
     @property
     def until(self) -> int | None:
@@ -152,11 +160,12 @@ class SessionHandle:
         if not self.alive:
             return
         if self.private is not None:
+            self._release_view()
             self.private.play(until)
             return
         self.waiting_message = ""
         if until is not None or self.wanted is not None:
-            self._owner.fork(self, then=lambda handle: handle.play(until))
+            self._owner.fork(self, then=lambda handle: self.play(until))  # shows the fork
         if self.private is None:  # no fork wanted, or waiting for a place: follow live
             with self._lock:
                 self._frozen = None
@@ -164,10 +173,13 @@ class SessionHandle:
 
     def pause(self) -> int:
         if self.private is not None:
-            return self.private.pause()
+            at = self.private.pause()
+            return self.steps if self._held else at
         with self._lock:
             if self._frozen is None:
                 self._frozen = [view.frozen() for view in self.group.handle.runs]  # type: ignore[union-attr]
+                for view, config in zip(self._frozen, self.wanted or (), strict=False):
+                    view.config = config  # a change waiting for its fork: shown already
         self._owner.settle(self.group)  # type: ignore[arg-type]
         return self.steps
 
@@ -175,6 +187,7 @@ class SessionHandle:
         if self.alive and self.private is None:
             self._owner.fork(self)
         if self.private is not None:
+            self._release_view()
             return self.private.step(count)
         # Waiting for a place: said as an error, so a page's fast-forward loop stops.
         self.waiting_message = f"Step needs a run of your own. {self.notice}"
@@ -182,7 +195,11 @@ class SessionHandle:
 
     def set_params(self, configs: Sequence[RunConfig]) -> bool:
         if self.private is not None:
-            return self.private.set_params(configs)
+            changed = self.private.set_params(configs)
+            with self._lock:
+                for view, config in zip(self._frozen if self._held else (), configs, strict=False):
+                    view.config = config  # the held view is drawn with the values now set
+            return changed
         shared = [view.config for view in self.group.handle.runs]  # type: ignore[union-attr]
         changes = [param_changes(now, wanted) for now, wanted in zip(shared, configs, strict=True)]
         if not any(changes):
@@ -215,18 +232,33 @@ class SessionHandle:
     def close(self) -> None:
         self._owner.close(self)
 
-    # ----- called by SharingService -----------------------------------------------------------
-    def become_private(self, handle: TrainerHandle, worker: int) -> None:
+    def _release_view(self) -> None:
+        """Show the private trainer again (after a fork that landed while paused)."""
         with self._lock:
+            if self._held:
+                self._held, self._frozen = False, None
+                self._switches += 1
+
+    # ----- called by SharingService -----------------------------------------------------------
+    def become_private(self, handle: TrainerHandle, worker: int) -> bool:
+        """Switch to `handle`; True if the session was following live (the fork should play)."""
+        with self._lock:
+            was_live = self._frozen is None
             self.private, self.worker = handle, worker
             self.forked_at = handle.steps if self.pending == "fork" else None
-            self.group, self._frozen, self.wanted = None, None, None
+            # Paused (frozen) while the fork was made: keep showing the paused view.
+            self._held = self._frozen is not None and self.pending == "fork"
+            if not self._held:
+                self._frozen = None
+            self.group, self.wanted = None, None
             self.pending, self.waiting_message = "", ""
             self._switches += 1
+        return was_live
 
     def follow(self, group: SharedRun) -> None:
         """Follow `group`, paused (a new shared trainer after a crash, or a Reset waiting)."""
         with self._lock:
             self.group, self.private, self.worker = group, None, None
             self._frozen = [view.frozen() for view in group.handle.runs]
+            self._held = False
             self._switches += 1

@@ -257,14 +257,13 @@ class SharingService:
             session.pending = ""
             session.waiting_message = f"No run of your own could be made: {error}"
             return
-        was_live = session.live
         with self._lock:
             group.followers.discard(session)
             if session.closed:  # closed while the fork was made
                 self.service.close(handle)
                 self.slots.release(worker)
                 return
-            session.become_private(handle, worker)
+            was_live = session.become_private(handle, worker)
         self.settle(group)
         if was_live:
             handle.play()
