@@ -193,6 +193,27 @@ def trace(kind: str, **props) -> dict:
     return {"type": kind, **props}
 
 
+def coords(points: np.ndarray) -> dict:
+    """A trace's x, y (and z) from the columns of (N, 2) or (N, 3) points, as float32."""
+    points = np.asarray(points)
+    return {axis: f32(points[:, k]) for k, axis in enumerate("xyz"[: points.shape[1]])}
+
+
+def area(x, y, color: str, alpha: float, name: str, **props) -> dict:
+    """A filled outline without line or hover (fill="toself"): a region or a margin band."""
+    return trace(
+        "scatter",
+        x=f32(x),
+        y=f32(y),
+        fill="toself",
+        mode="none",
+        fillcolor=rgba(color, alpha),
+        name=name,
+        hoverinfo="skip",
+        **props,
+    )
+
+
 @lru_cache(maxsize=1)
 def _template_json() -> dict:
     return pio.templates[TEMPLATE].to_plotly_json()

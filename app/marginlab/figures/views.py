@@ -18,16 +18,17 @@ from marginlab.figures.style import (
     BAND_GREY,
     CLASS_LEGEND,
     MISCLASSIFIED,
+    area,
     at_chosen_norm,
     base_layout,
     class_colors,
     class_names,
+    coords,
     discrete_colorscale,
     empty_legend_entry,
     f32,
     fast_figure,
     margin_label,
-    rgba,
     trace,
 )
 from marginlab.geometry.angles import normalize_rows
@@ -71,6 +72,22 @@ def check_dims(features: np.ndarray, weights: np.ndarray, dim: int | None, view:
             f"{view} needs {need}features and weights, got features {np.shape(features)} "
             f"and weights {np.shape(weights)}"
         )
+
+
+def class_setup(
+    features: np.ndarray,
+    labels: np.ndarray,
+    weights: np.ndarray,
+    names: Sequence[str] | None,
+    dim: int | None,
+    view: str,
+) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
+    """What every feature view starts from: int labels, (C, K, d) weights, the class colours
+    and legend names; a readable error where the dimensions do not fit the view."""
+    labels = np.asarray(labels, dtype=np.int64)
+    check_dims(features, weights, dim, view)
+    w = weights_per_class(weights)
+    return labels, w, class_colors(w.shape[0]), class_names(w.shape[0], names)
 
 
 def _scatter_cls(n_points: int):
@@ -120,9 +137,6 @@ def weight_spokes(
     they are seen through the mesh."""
     traces = []
     for k, path in enumerate(paths):
-        axes = {"x": f32(path[:, 0]), "y": f32(path[:, 1])}
-        if three_d:
-            axes["z"] = f32(path[:, 2])
         if arrows:
             heads = {"symbol": "arrow", "angleref": "previous", "color": colors[k]}
             tips = {"marker": {**heads, "size": f32(np.arange(len(path)) % 2 * 12)}}
@@ -135,7 +149,7 @@ def weight_spokes(
         traces.append(
             trace(
                 "scatter3d" if three_d else "scatter",
-                **axes,
+                **coords(path),
                 **style,
                 line={"color": colors[k], "width": 7 if three_d else 3},
                 name=f"weight W{subscript(k)} of {legend[k]}",
@@ -147,46 +161,46 @@ def weight_spokes(
     return traces
 
 
-def _class_points(
+def class_points(
     points: np.ndarray,
     labels: np.ndarray,
-    wrong: np.ndarray,
-    scatter: str,
+    crosses: np.ndarray,
+    kind: str,
     colors: Sequence[str],
     legend: Sequence[str],
     *,
     size: float,
 ) -> list[dict]:
-    """One marker trace per class, then the misclassified samples marked with crosses."""
+    """One marker trace per class, then the misclassified samples (`crosses`, their points)
+    marked with crosses. In 3-D ("scatter3d") the markers go without the white outline, which
+    the mesh behind them makes a blur, and the crosses are plain."""
+    three_d = kind == "scatter3d"
     traces = []
     for k, (color, name) in enumerate(zip(colors, legend, strict=True)):
-        pts = points[labels == k]
+        marker = {"color": color, "size": size}
+        if not three_d:
+            marker["line"] = {"color": "white", "width": 0.5}
         traces.append(
             trace(
-                scatter,
-                x=f32(pts[:, 0]),
-                y=f32(pts[:, 1]),
+                kind,
+                **coords(points[labels == k]),
                 mode="markers",
                 name=name,
                 legendgroup=f"class{k}",
-                marker={"color": color, "size": size, "line": {"color": "white", "width": 0.5}},
+                marker=marker,
                 hovertemplate=f"{name}<extra></extra>",
             )
         )
-    pts = points[wrong]
+    cross = {"color": MISCLASSIFIED, "size": 3, "symbol": "x"}
+    if not three_d:
+        cross.update(size=5, symbol="x-thin", line={"color": MISCLASSIFIED, "width": 1})
     traces.append(
         trace(
-            scatter,
-            x=f32(pts[:, 0]),
-            y=f32(pts[:, 1]),
+            kind,
+            **coords(crosses),
             mode="markers",
             name=MISCLASSIFIED_NAME,
-            marker={
-                "color": MISCLASSIFIED,
-                "size": 5,
-                "symbol": "x-thin",
-                "line": {"color": MISCLASSIFIED, "width": 1},
-            },
+            marker=cross,
             hoverinfo="name",
         )
     )
@@ -213,11 +227,8 @@ def circle_figure(
     Black crosses: samples the test-time classifier (no margin) gets wrong. `jitter` spreads the
     points radially (seeded) so that piles of identical directions stay visible.
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    check_dims(features, weights, 2, "circle_figure")
-    w = weights_per_class(weights)
+    labels, w, colors, legend = class_setup(features, labels, weights, names, 2, "circle_figure")
     n_classes = w.shape[0]
-    colors, legend = class_colors(n_classes), class_names(n_classes, names)
     drawn, norm_note = at_chosen_norm(margin, loss, features)
     region = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s, **drawn)
     runs = circle_runs(region)
@@ -230,43 +241,18 @@ def circle_figure(
     traces: list = []
     for k in range(n_classes):
         x, y = _fan_polygon([r for r in runs if r.label == k], 1.12)
+        region_name = f"region of {legend[k]}"
         traces.append(
-            trace(
-                "scatter",
-                x=f32(x),
-                y=f32(y),
-                fill="toself",
-                fillcolor=rgba(colors[k], 0.16),
-                mode="none",
-                name=f"region of {legend[k]}",
-                legendgroup=f"class{k}",
-                showlegend=False,
-                hoverinfo="skip",
-            )
+            area(x, y, colors[k], 0.16, region_name, legendgroup=f"class{k}", showlegend=False)
         )
     edge = spread_edge(loss, margin.get("adaptive", {}))
     if edge is not None:  # ElasticFace: the band one σ wider, pale, around the mean's band
         outer = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s,
                               **{**drawn, "adaptive": edge})  # fmt: skip
         x, y = _fan_polygon([r for r in circle_runs(outer) if r.label == BAND], 1.12)
-        traces.append(
-            trace("scatter", x=f32(x), y=f32(y), fill="toself", mode="none",
-                  fillcolor=rgba(BAND_GREY, 0.22), name=HALO_NAME, hoverinfo="skip")
-        )  # fmt: skip
+        traces.append(area(x, y, BAND_GREY, 0.22, HALO_NAME))
     x, y = _fan_polygon([r for r in runs if r.label == BAND], 1.12)
-    traces.append(
-        trace(
-            "scatter",
-            x=f32(x),
-            y=f32(y),
-            fill="toself",
-            fillcolor=rgba(BAND_GREY, 0.55),
-            mode="none",
-            name=BAND_NAME,
-            hoverinfo="skip",
-            showlegend=loss not in PLAIN_ARGMAX,
-        )
-    )
+    traces.append(area(x, y, BAND_GREY, 0.55, BAND_NAME, showlegend=loss not in PLAIN_ARGMAX))
     ring = circle_directions(361 - 1)
     traces.append(
         trace(
@@ -282,7 +268,7 @@ def circle_figure(
     )
     spokes = [spoke_path(w[k], 1.3) for k in range(n_classes)]
     traces += weight_spokes(spokes, colors, legend)
-    traces += _class_points(unit, labels, wrong, scatter, colors, legend, size=6)
+    traces += class_points(unit, labels, unit[wrong], scatter, colors, legend, size=6)
     axis = {"range": [-1.45, 1.45], "zeroline": False, "constrain": "domain"}
     layout = base_layout(
         title or f"Features on the unit circle — {margin_label(loss, s, **margin)}",
@@ -320,11 +306,10 @@ def raw_feature_figure(
     (raw_plane_regions). For the normalised losses the regions are cones (region_labels).
     """
     x = np.asarray(features, dtype=np.float64).reshape(-1, 2)
-    labels = np.asarray(labels, dtype=np.int64)
-    check_dims(features, weights, 2, "raw_feature_figure")
-    w = weights_per_class(weights)
+    labels, w, colors, legend = class_setup(
+        features, labels, weights, names, 2, "raw_feature_figure"
+    )
     n_classes = w.shape[0]
-    colors, legend = class_colors(n_classes), class_names(n_classes, names)
     extent = float(np.max(np.abs(x))) if x.size else 0.0
     extent = 1.15 * (extent if math.isfinite(extent) and extent > 0 else 1.0)
     axis_values = np.linspace(-extent, extent, grid)
@@ -362,7 +347,7 @@ def raw_feature_figure(
         for k in range(n_classes)
     ]
     traces += weight_spokes(spokes, colors, legend, arrows=True)
-    traces += _class_points(x, labels, wrong, scatter, colors, legend, size=5)
+    traces += class_points(x, labels, x[wrong], scatter, colors, legend, size=5)
     with_bias = bias is not None and raw
     if loss in PLAIN_ARGMAX:
         shading = "Shaded: the predicted class" + (
