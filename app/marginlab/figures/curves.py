@@ -19,6 +19,7 @@ from marginlab.figures.style import (
     area,
     base_layout,
     class_colors,
+    degree_axis,
     empty_legend_entry,
     f32,
     fast_figure,
@@ -139,11 +140,7 @@ def target_logit_figure(
         title or "Target logit vs angle θ (ArcFace paper, Fig. 4)",
         "ψ(θ) before scaling by s: the logit the true class gets when the feature sits at θ "
         "from its weight. Bars: where the probe samples are now.",
-        xaxis={
-            "title": {"text": "θ between feature and its class weight (degrees)"},
-            "range": [0, 180],
-            "tickvals": list(range(0, 181, 30)),
-        },
+        xaxis=degree_axis("θ between feature and its class weight (degrees)"),
         # The curves live on the overlaying axis y2 so that they are drawn above the bars.
         yaxis={
             "title": {"text": "probe samples"},
@@ -289,11 +286,7 @@ def target_probability_figure(
         title or f"Probability of the true class vs θ — {margin_label(loss, s, **margin)}",
         f"Assumption: the other C−1 = {n_classes - 1} class weights all lie "
         f"{math.degrees(other_angle):.0f}° from the feature.{note}",
-        xaxis={
-            "title": {"text": "θ between feature and its class weight (degrees)"},
-            "range": [0, 180],
-            "tickvals": list(range(0, 181, 30)),
-        },
+        xaxis=degree_axis("θ between feature and its class weight (degrees)"),
         yaxis={"title": {"text": "softmax probability of the true class"}, "range": [0, 1.02]},
     )
     return fast_figure(traces, layout)
@@ -349,11 +342,7 @@ def pair_angle_figure(
         title or "Angles between pairs of features",
         f"Same-class pairs should be at small angles, different-class pairs near 90° ({note}).",
         barmode="overlay",
-        xaxis={
-            "title": {"text": "angle between the two features (degrees)"},
-            "range": [0, 180],
-            "tickvals": list(range(0, 181, 30)),
-        },
+        xaxis=degree_axis("angle between the two features (degrees)"),
         yaxis={"title": {"text": "fraction of pairs"}, "tickformat": ".0%"},
     )
     return fast_figure(traces, layout)

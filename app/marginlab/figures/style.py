@@ -193,6 +193,11 @@ def trace(kind: str, **props) -> dict:
     return {"type": kind, **props}
 
 
+def degree_axis(title: str) -> dict:
+    """An angle axis over 0–180° with a tick every 30° (20°, 60°... read off the grid)."""
+    return {"title": {"text": title}, "range": [0, 180], "tickvals": list(range(0, 181, 30))}
+
+
 def coords(points: np.ndarray) -> dict:
     """A trace's x, y (and z) from the columns of (N, 2) or (N, 3) points, as float32."""
     points = np.asarray(points)
