@@ -23,6 +23,7 @@ from marginlab.figures.style import (
     empty_legend_entry,
     f32,
     fast_figure,
+    line_trace,
     margin_label,
     margin_of,
     rgba,
@@ -72,12 +73,10 @@ def _psi(spec: Mapping, cos: np.ndarray) -> np.ndarray:
 
 def _psi_trace(spec: Mapping, cos: np.ndarray, name: str, **style) -> dict:
     """The ψ(θ) curve of `spec` over THETA_DEG, named on hover, on the curves' axis y2."""
-    return trace(
-        "scatter",
-        x=f32(THETA_DEG),
-        y=f32(_psi(spec, cos)),
-        mode="lines",
-        name=name,
+    return line_trace(
+        THETA_DEG,
+        _psi(spec, cos),
+        name,
         hovertemplate="θ = %{x}°: ψ = %{y:.4f}<extra>" + name + "</extra>",
         yaxis="y2",
         **style,
@@ -201,12 +200,10 @@ def binary_boundary_figure(
             ("boundary of class 2", b, t, c2),
         ):
             traces.append(
-                trace(
-                    "scatter",
-                    x=f32(xs),
-                    y=f32(ys),
-                    mode="lines",
-                    name=name,
+                line_trace(
+                    xs,
+                    ys,
+                    name,
                     legendgroup=name,
                     line={"color": color, "width": 2, "dash": "dash"},
                     hovertemplate="θ1 = %{x:.1f}°, θ2 = %{y:.1f}°<extra>" + name + "</extra>",
@@ -268,12 +265,10 @@ def target_probability_figure(
     if np.allclose(psi, cos, rtol=0.0, atol=1e-9):  # no margin: one curve, not two alike
         curves = (("no margin: the same in training and at test time", cos, "#111111", "solid"),)
     traces = [
-        trace(
-            "scatter",
-            x=f32(THETA_DEG),
-            y=f32(np.exp(-np.logaddexp(0.0, others - scale * psi))),
-            mode="lines",
-            name=name,
+        line_trace(
+            THETA_DEG,
+            np.exp(-np.logaddexp(0.0, others - scale * psi)),
+            name,
             line={"color": color, "width": 3, "dash": dash},
             hovertemplate="θ = %{x}°: p = %{y:.3f}<extra>" + name + "</extra>",
         )

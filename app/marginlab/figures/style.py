@@ -204,6 +204,11 @@ def coords(points: np.ndarray) -> dict:
     return {axis: f32(points[:, k]) for k, axis in enumerate("xyz"[: points.shape[1]])}
 
 
+def line_trace(x, y, name: str, **props) -> dict:
+    """A line through float32 points (`props`: its style, hover text, axes, legend group)."""
+    return trace("scatter", x=f32(x), y=f32(y), mode="lines", name=name, **props)
+
+
 def area(x, y, color: str, alpha: float, name: str, **props) -> dict:
     """A filled outline without line or hover (fill="toself"): a region or a margin band."""
     return trace(

@@ -28,6 +28,7 @@ from marginlab.figures.style import (
     empty_legend_entry,
     f32,
     fast_figure,
+    line_trace,
     margin_label,
     trace,
 )
@@ -255,13 +256,11 @@ def circle_figure(
     traces.append(area(x, y, BAND_GREY, 0.55, BAND_NAME, showlegend=loss not in PLAIN_ARGMAX))
     ring = circle_directions(361 - 1)
     traces.append(
-        trace(
-            "scatter",
-            x=f32(np.append(ring[:, 0], 1.0)),
-            y=f32(np.append(ring[:, 1], 0.0)),
-            mode="lines",
+        line_trace(
+            np.append(ring[:, 0], 1.0),
+            np.append(ring[:, 1], 0.0),
+            "unit circle",
             line={"color": "#555555", "width": 1},
-            name="unit circle",
             showlegend=False,
             hoverinfo="skip",
         )
