@@ -29,9 +29,9 @@ from marginlab.figures import (
     target_probability_figure,
     training_curves_figure,
 )
+from marginlab.figures.parts import BAND_NAME, MISCLASSIFIED_NAME
 from marginlab.figures.style import at_chosen_norm
 from marginlab.figures.training_curves import STAT_STYLE
-from marginlab.figures.views import BAND_NAME, MISCLASSIFIED_NAME
 from marginlab.geometry.regions import PLAIN_ARGMAX, REGION_LOSSES, icosphere, sphere_face_labels
 from marginlab.losses.margins import target_logit
 

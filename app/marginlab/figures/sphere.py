@@ -1,6 +1,6 @@
 """3-D feature-space views: the unit sphere painted per face by region, and a PCA projection of
 d > 3 features. Arrays in, plotly Figure out; regions come from geometry.region_labels (hence
-from the one margin function, DESIGN.md §3). Fixed trace lists, as in figures_views.
+from the one margin function, DESIGN.md §3). Fixed trace lists, as in figures.views.
 """
 
 from __future__ import annotations
@@ -11,6 +11,15 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from marginlab.figures.parts import (
+    BAND_NAME,
+    class_points,
+    class_setup,
+    misclassified_mask,
+    spoke_path,
+    subscript,
+    weight_spokes,
+)
 from marginlab.figures.style import (
     BAND_GREY,
     CLASS_LEGEND,
@@ -24,15 +33,6 @@ from marginlab.figures.style import (
     lighten,
     margin_label,
     trace,
-)
-from marginlab.figures.views import (
-    BAND_NAME,
-    class_points,
-    class_setup,
-    misclassified_mask,
-    spoke_path,
-    subscript,
-    weight_spokes,
 )
 from marginlab.geometry.angles import normalize_rows
 from marginlab.geometry.regions import (
