@@ -83,6 +83,7 @@ def region_labels(
 
     `margin`: target_logit's keywords (m1, m2, m3, sphere_m, lam, policy), with its defaults;
     the loss's registry entry neutralises the ones it does not use.
+
     The post-2020 family (registry `adaptive`): `adaptive` holds the head's hyper-parameters
     and running state, and the head's own leads decide (geometry.adaptive_regions), at the
     norm `norm` or at each point's own length.
