@@ -12,17 +12,14 @@ Timings are printed, never asserted (DESIGN.md §5).
 
 from __future__ import annotations
 
-import argparse
 import math
-import os
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from pytorch_metric_learning.losses import ArcFaceLoss
 
+from bench_timing import interleaved_medians, setup
 from marginlab.losses.heads import build_head
 
 SIZES = ((512, 512, 10_000), (256, 2, 10))  # (B, d, C)
@@ -61,42 +58,13 @@ def _contenders(batch: int, dim: int, classes: int, device: str) -> dict[str, Ca
     return {"ours": fresh(run_ours), "pml": fresh(run_pml), "floor": fresh(run_floor)}
 
 
-def _time_once(step: Callable[[], None], device: str) -> float:
-    if device == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) / 1000.0
-    began = time.perf_counter()
-    step()
-    return time.perf_counter() - began
-
-
 def measure(batch: int, dim: int, classes: int, device: str, repeats: int) -> dict[str, float]:
     """Median seconds per forward+backward for each contender, interleaved rounds."""
-    steps = _contenders(batch, dim, classes, device)
-    for step in steps.values():  # warm-up: allocator, kernels, caches
-        for _ in range(3):
-            step()
-    if device == "cuda":
-        torch.cuda.synchronize()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name].append(_time_once(step, device))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return interleaved_medians(_contenders(batch, dim, classes, device), device, repeats)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=0, help="0: chosen per size")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    args, devices = setup(__doc__.splitlines()[0])
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}, s={S}, m2={M2}")
     if "cuda" in devices:
         print(f"CUDA: {torch.cuda.get_device_name()}")

@@ -12,14 +12,11 @@ Timings are printed, never asserted (DESIGN.md §5).
 
 from __future__ import annotations
 
-import argparse
-import os
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
 
+from bench_timing import interleaved_medians, setup
 from marginlab.losses.heads import build_head
 from marginlab.losses.registry import ADAPTIVE_LOSSES, loss_spec
 
@@ -52,39 +49,13 @@ def _steps(batch: int, dim: int, classes: int, device: str) -> dict[str, Callabl
     return {name: step_of(head) for name, head in heads.items()}
 
 
-def _time_once(step: Callable[[], None], device: str) -> float:
-    if device == "cuda":
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        step()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) / 1000.0
-    began = time.perf_counter()
-    step()
-    return time.perf_counter() - began
-
-
 def measure(batch: int, dim: int, classes: int, device: str, repeats: int) -> dict[str, float]:
     """Median seconds per step for each head, interleaved rounds."""
-    steps = _steps(batch, dim, classes, device)
-    for step in steps.values():
-        for _ in range(3):
-            step()
-    times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
-        for name, step in steps.items():
-            times[name].append(_time_once(step, device))
-    return {name: statistics.median(values) for name, values in times.items()}
+    return interleaved_medians(_steps(batch, dim, classes, device), device, repeats)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--repeats", type=int, default=0, help="0: chosen per size")
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    args, devices = setup(__doc__.splitlines()[0])
     print(f"torch {torch.__version__}, CPU threads {torch.get_num_threads()}")
     for device in devices:
         for batch, dim, classes in SIZES:

@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
+from margin_params import FIXED_MARGINS
 from marginlab.figures import (
     binary_boundary_figure,
     circle_figure,
@@ -28,9 +29,9 @@ from marginlab.figures import (
     target_probability_figure,
     training_curves_figure,
 )
+from marginlab.figures.parts import BAND_NAME, MISCLASSIFIED_NAME
 from marginlab.figures.style import at_chosen_norm
 from marginlab.figures.training_curves import STAT_STYLE
-from marginlab.figures.views import BAND_NAME, MISCLASSIFIED_NAME
 from marginlab.geometry.regions import PLAIN_ARGMAX, REGION_LOSSES, icosphere, sphere_face_labels
 from marginlab.losses.margins import target_logit
 
@@ -39,15 +40,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thr
 
 C = 4
 PARAMS = {
-    "softmax": {},
-    "center": {},
-    "normface": {},
-    "sphereface": {"sphere_m": 4, "lam": 5.0},
-    "sphereface-arccos": {"m1": 1.35},
+    **FIXED_MARGINS,
     "cosface": {"m3": 0.2},
     "arcface": {"m2": 0.3},
-    "combined": {"m1": 1.0, "m2": 0.3, "m3": 0.2},
-    "subcenter-arcface": {"m2": 0.3},
     # The post-2020 family: the head's values and running state, as margin_of gives them.
     "adaface": {"adaptive": {"m": 0.3, "h": 0.333, "batch_mean": 1.5, "batch_std": 0.5}},
     "magface": {"adaptive": {"l_a": 0.5, "u_a": 3.0, "l_m": 0.1, "u_m": 0.4, "policy": "easy"}},

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from margin_params import FIXED_MARGINS
 from marginlab.geometry.regions import (
     BAND,
     REGION_LOSSES,
@@ -30,17 +31,7 @@ from marginlab.losses.registry import loss_spec
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny tensors: a second thread only waits
 
 
-PARAMS = {
-    "softmax": {},
-    "center": {},
-    "normface": {},
-    "sphereface": {"sphere_m": 4, "lam": 5.0},
-    "sphereface-arccos": {"m1": 1.35},
-    "cosface": {"m3": 0.35},
-    "arcface": {"m2": 0.5},
-    "combined": {"m1": 1.0, "m2": 0.3, "m3": 0.2},
-    "subcenter-arcface": {"m2": 0.3},
-}
+PARAMS = FIXED_MARGINS
 
 
 def _unit(x):

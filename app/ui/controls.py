@@ -51,10 +51,12 @@ def _write_back(name: str, convert: Callable[[Any], Any] = lambda v: v) -> Calla
     return callback
 
 
-def _prepare(name: str, value: Any) -> str:
+def _bound(name: str, value: Any, convert: Callable[[Any], Any] = lambda v: v) -> dict:
+    """A widget's `key` and `on_change` for the config field `name`: it shows `value` and
+    writes its new value back through `convert`."""
     key = _widget_key(name)
     st.session_state[key] = value
-    return key
+    return {"key": key, "on_change": _write_back(name, convert)}
 
 
 def margin_controls(
@@ -80,23 +82,20 @@ def margin_controls(
                 float(param.low),
                 float(param.high),
                 step=param.step,
-                key=_prepare(name, shown),
-                on_change=_write_back(name, float),
+                **_bound(name, shown, float),
                 help=help_text,
             )
         elif param.kind == "int":
             where.select_slider(
                 param.label,
                 options=list(range(int(param.low), int(param.high) + 1)),
-                key=_prepare(name, int(value)),
-                on_change=_write_back(name, int),
+                **_bound(name, int(value), int),
                 help=param.help,
             )
         elif param.kind == "bool":
             where.toggle(
                 param.label,
-                key=_prepare(name, bool(value)),
-                on_change=_write_back(name, bool),
+                **_bound(name, bool(value), bool),
                 help=param.help,
             )
         elif param.kind == "choice":
@@ -104,8 +103,7 @@ def margin_controls(
                 param.label,
                 options=list(param.choices),
                 format_func=POLICY_NAMES.get,
-                key=_prepare(name, str(value)),
-                on_change=_write_back(name),
+                **_bound(name, str(value)),
                 horizontal=True,
             )
 
@@ -116,23 +114,20 @@ def setup_controls(config: LabConfig, *, show_loss: bool = True, where: Any = st
         "dataset",
         options=list(DATASETS),
         format_func=DATASET_NAMES.get,
-        key=_prepare("dataset", config.dataset),
-        on_change=_write_back("dataset"),
+        **_bound("dataset", config.dataset),
     )
     if show_loss:
         where.selectbox(
             "loss",
             options=list(LAB_LOSSES),
             format_func=LOSS_NAMES.get,
-            key=_prepare("loss", config.loss),
-            on_change=_write_back("loss"),
+            **_bound("loss", config.loss),
         )
     where.radio(
         PARAMS["dim"].label,
         options=list(PARAMS["dim"].options),
         format_func=lambda d: f"{d}-D ({'circle' if d == 2 else 'sphere'})",
-        key=_prepare("dim", config.dim),
-        on_change=_write_back("dim", int),
+        **_bound("dim", config.dim, int),
         horizontal=True,
     )
     devices = available_devices()
@@ -140,8 +135,7 @@ def setup_controls(config: LabConfig, *, show_loss: bool = True, where: Any = st
         where.selectbox(
             "device",
             options=["auto", *devices],
-            key=_prepare("device", config.device if config.device in devices else "auto"),
-            on_change=_write_back("device"),
+            **_bound("device", config.device if config.device in devices else "auto"),
             help="auto: CUDA, then Apple's MPS, then the CPU.",
         )
     where.number_input(
@@ -149,8 +143,7 @@ def setup_controls(config: LabConfig, *, show_loss: bool = True, where: Any = st
         min_value=int(PARAMS["seed"].low),
         max_value=int(PARAMS["seed"].high),
         step=1,
-        key=_prepare("seed", config.seed),
-        on_change=_write_back("seed", int),
+        **_bound("seed", config.seed, int),
     )
 
 
@@ -162,8 +155,7 @@ def training_controls(config: LabConfig, resolved: dict[str, Any], *, where: Any
         PARAMS["lr"].label,
         options=list(rates),
         format_func=lambda r: f"{r:g}",
-        key=_prepare("lr", lr),
-        on_change=_write_back("lr", float),
+        **_bound("lr", lr, float),
     )
     speed = PARAMS["speed"]
     where.slider(
@@ -171,8 +163,7 @@ def training_controls(config: LabConfig, resolved: dict[str, Any], *, where: Any
         int(speed.low),
         int(speed.high),
         step=int(speed.step),
-        key=_prepare("speed", config.speed),
-        on_change=_write_back("speed", int),
+        **_bound("speed", config.speed, int),
         help=speed.help,
     )
 
@@ -181,8 +172,7 @@ def presenter_toggle(*, where: Any = st) -> bool:
     config = current_config()
     where.toggle(
         "presenter mode",
-        key=_prepare("presenter", config.presenter),
-        on_change=_write_back("presenter", bool),
+        **_bound("presenter", config.presenter, bool),
         help="Larger type and markers, fewer controls: for a projector.",
     )
     return current_config().presenter

@@ -16,6 +16,7 @@ import urllib.request
 import zlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -282,18 +283,10 @@ def _check_mnist_shapes(arrays: Mapping[str, np.ndarray]) -> None:
             raise MnistDownloadError(f"MNIST {split} labels outside 0..9")
 
 
-def load_mnist(
-    cache_dir: str | os.PathLike[str] | None = None,
-    *,
-    download: bool = True,
-    mirrors: Sequence[str] = MNIST_MIRRORS,
-    md5s: Mapping[str, Sequence[str]] = MNIST_MD5,
-    timeout: float = 30.0,
-) -> Dataset:
-    """Full MNIST (60,000 + 10,000); raises MnistDownloadError, no fallback (see load_dataset)."""
-    arrays, notes = fetch_mnist_arrays(
-        cache_dir, download=download, mirrors=mirrors, md5s=md5s, timeout=timeout
-    )
+def load_mnist(cache_dir: str | os.PathLike[str] | None = None, **fetch_options: Any) -> Dataset:
+    """Full MNIST (60,000 + 10,000); raises MnistDownloadError, no fallback (see load_dataset).
+    `fetch_options`: fetch_mnist_arrays' keywords (download, mirrors, md5s, timeout)."""
+    arrays, notes = fetch_mnist_arrays(cache_dir, **fetch_options)
     _check_mnist_shapes(arrays)
     total = len(arrays["train_labels"]) + len(arrays["test_labels"])
     return digit_dataset(

@@ -4,6 +4,7 @@ One import point for the app; the builders live in small modules by job:
 - style: the shared class palette, band grey, names and layout helpers;
 - views: the unit circle (2-D) and the raw feature plane;
 - sphere: the sphere (3-D) and the PCA projection (d > 3);
+- parts: what those views draw alike (class markers, weight spokes, their shared start);
 - curves: target logit vs θ (ArcFace paper Fig. 4), binary decision margins (Fig. 5),
   target-class probability, pair-angle histograms;
 - leads: the histogram of per-sample leads with the requested margin;

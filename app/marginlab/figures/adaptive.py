@@ -15,7 +15,16 @@ import numpy as np
 import plotly.graph_objects as go
 
 from marginlab.figures.curves import THETA_DEG
-from marginlab.figures.style import BAND_GREY, PALETTE, base_layout, f32, fast_figure, rgba, trace
+from marginlab.figures.style import (
+    BAND_GREY,
+    PALETTE,
+    base_layout,
+    f32,
+    fast_figure,
+    line_trace,
+    rgba,
+    trace,
+)
 from marginlab.losses.adaptive_curves import (
     CURVE_NOTES,
     STATE_LABELS,
@@ -50,12 +59,10 @@ def _curve_traces(curves: Sequence, x: np.ndarray, hover: str) -> list[dict]:
     for k, curve in enumerate(curves):
         line = {"color": PALETTE[k % len(PALETTE)], **_LINE[curve.role]}
         traces.append(
-            trace(
-                "scatter",
-                x=f32(x),
-                y=f32(curve.y),
-                mode="lines",
-                name=curve.label,
+            line_trace(
+                x,
+                curve.y,
+                curve.label,
                 line=line,
                 hovertemplate=hover + "<extra>" + curve.label + "</extra>",
                 yaxis="y2",

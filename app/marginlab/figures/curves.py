@@ -16,11 +16,14 @@ from marginlab.figures.loss_colors import loss_color
 from marginlab.figures.style import (
     BAND_GREY,
     PALETTE,
+    area,
     base_layout,
     class_colors,
+    degree_axis,
     empty_legend_entry,
     f32,
     fast_figure,
+    line_trace,
     margin_label,
     margin_of,
     rgba,
@@ -68,6 +71,18 @@ def _psi(spec: Mapping, cos: np.ndarray) -> np.ndarray:
     return target_logit_np(cos, **loss.margin_kwargs(margin_of(spec)))
 
 
+def _psi_trace(spec: Mapping, cos: np.ndarray, name: str, **style) -> dict:
+    """The ψ(θ) curve of `spec` over THETA_DEG, named on hover, on the curves' axis y2."""
+    return line_trace(
+        THETA_DEG,
+        _psi(spec, cos),
+        name,
+        hovertemplate="θ = %{x}°: ψ = %{y:.4f}<extra>" + name + "</extra>",
+        yaxis="y2",
+        **style,
+    )
+
+
 def target_logit_figure(
     current: Mapping | Sequence[Mapping],
     *,
@@ -105,47 +120,26 @@ def target_logit_figure(
         traces.append({**entry, "legendgroup": "paper", "yaxis": "y2"})
         for spec in PAPER_CURVES:
             traces.append(
-                trace(
-                    "scatter",
-                    x=f32(THETA_DEG),
-                    y=f32(_psi(spec, cos)),
-                    mode="lines",
-                    name=f"paper: {spec['label']}",
+                _psi_trace(
+                    spec,
+                    cos,
+                    f"paper: {spec['label']}",
                     legendgroup="paper",
                     showlegend=False,
                     line={"color": PAPER_GREY, "width": 1.2, "dash": "dot"},
                     opacity=0.8,
-                    hovertemplate="θ = %{x}°: ψ = %{y:.4f}<extra>paper: "
-                    + spec["label"]
-                    + "</extra>",
-                    yaxis="y2",
                 )
             )
     for spec in specs:
         label = spec.get("label") or margin_label(spec["loss"], **margin_of(spec))
         # One loss alone is black, as in the paper; several get their loss colours.
         color = "#111111" if len(specs) == 1 else loss_color(spec["loss"])
-        traces.append(
-            trace(
-                "scatter",
-                x=f32(THETA_DEG),
-                y=f32(_psi(spec, cos)),
-                mode="lines",
-                name=label,
-                line={"color": color, "width": 3},
-                hovertemplate="θ = %{x}°: ψ = %{y:.4f}<extra>" + label + "</extra>",
-                yaxis="y2",
-            )
-        )
+        traces.append(_psi_trace(spec, cos, label, line={"color": color, "width": 3}))
     layout = base_layout(
         title or "Target logit vs angle θ (ArcFace paper, Fig. 4)",
         "ψ(θ) before scaling by s: the logit the true class gets when the feature sits at θ "
         "from its weight. Bars: where the probe samples are now.",
-        xaxis={
-            "title": {"text": "θ between feature and its class weight (degrees)"},
-            "range": [0, 180],
-            "tickvals": list(range(0, 181, 30)),
-        },
+        xaxis=degree_axis("θ between feature and its class weight (degrees)"),
         # The curves live on the overlaying axis y2 so that they are drawn above the bars.
         yaxis={
             "title": {"text": "probe samples"},
@@ -193,49 +187,23 @@ def binary_boundary_figure(
         first = k == 0
         b = _boundary(spec, t)
         where = {"xaxis": xref, "yaxis": yref, "showlegend": first}
-        traces.append(
-            trace(
-                "scatter",
-                x=f32([0, 180, 180, 0, 0]),
-                y=f32([0, 0, 180, 180, 0]),
-                fill="toself",
-                mode="none",
-                fillcolor=rgba(BAND_GREY, 0.6),
-                name="margin: neither class wins",
-                legendgroup="band",
-                hoverinfo="skip",
-                **where,
-            )
-        )
+        square = ([0, 180, 180, 0, 0], [0, 0, 180, 180, 0])
+        band = "margin: neither class wins"
+        traces.append(area(*square, BAND_GREY, 0.6, band, legendgroup="band", **where))
         for region, xs, ys, color in (
             ("class 1 wins (with margin)", np.r_[t, 180, 0], np.r_[b, 180, 180], c1),
             ("class 2 wins (with margin)", np.r_[b, 180, 180], np.r_[t, 180, 0], c2),
         ):
-            traces.append(
-                trace(
-                    "scatter",
-                    x=f32(xs),
-                    y=f32(ys),
-                    fill="toself",
-                    mode="none",
-                    fillcolor=rgba(color, 0.55),
-                    name=region,
-                    legendgroup=region,
-                    hoverinfo="skip",
-                    **where,
-                )
-            )
+            traces.append(area(xs, ys, color, 0.55, region, legendgroup=region, **where))
         for name, xs, ys, color in (
             ("boundary of class 1", t, b, c1),
             ("boundary of class 2", b, t, c2),
         ):
             traces.append(
-                trace(
-                    "scatter",
-                    x=f32(xs),
-                    y=f32(ys),
-                    mode="lines",
-                    name=name,
+                line_trace(
+                    xs,
+                    ys,
+                    name,
                     legendgroup=name,
                     line={"color": color, "width": 2, "dash": "dash"},
                     hovertemplate="θ1 = %{x:.1f}°, θ2 = %{y:.1f}°<extra>" + name + "</extra>",
@@ -297,12 +265,10 @@ def target_probability_figure(
     if np.allclose(psi, cos, rtol=0.0, atol=1e-9):  # no margin: one curve, not two alike
         curves = (("no margin: the same in training and at test time", cos, "#111111", "solid"),)
     traces = [
-        trace(
-            "scatter",
-            x=f32(THETA_DEG),
-            y=f32(np.exp(-np.logaddexp(0.0, others - scale * psi))),
-            mode="lines",
-            name=name,
+        line_trace(
+            THETA_DEG,
+            np.exp(-np.logaddexp(0.0, others - scale * psi)),
+            name,
             line={"color": color, "width": 3, "dash": dash},
             hovertemplate="θ = %{x}°: p = %{y:.3f}<extra>" + name + "</extra>",
         )
@@ -315,11 +281,7 @@ def target_probability_figure(
         title or f"Probability of the true class vs θ — {margin_label(loss, s, **margin)}",
         f"Assumption: the other C−1 = {n_classes - 1} class weights all lie "
         f"{math.degrees(other_angle):.0f}° from the feature.{note}",
-        xaxis={
-            "title": {"text": "θ between feature and its class weight (degrees)"},
-            "range": [0, 180],
-            "tickvals": list(range(0, 181, 30)),
-        },
+        xaxis=degree_axis("θ between feature and its class weight (degrees)"),
         yaxis={"title": {"text": "softmax probability of the true class"}, "range": [0, 1.02]},
     )
     return fast_figure(traces, layout)
@@ -375,11 +337,7 @@ def pair_angle_figure(
         title or "Angles between pairs of features",
         f"Same-class pairs should be at small angles, different-class pairs near 90° ({note}).",
         barmode="overlay",
-        xaxis={
-            "title": {"text": "angle between the two features (degrees)"},
-            "range": [0, 180],
-            "tickvals": list(range(0, 181, 30)),
-        },
+        xaxis=degree_axis("angle between the two features (degrees)"),
         yaxis={"title": {"text": "fraction of pairs"}, "tickformat": ".0%"},
     )
     return fast_figure(traces, layout)

@@ -68,18 +68,15 @@ def lead_histogram_figure(
     weights: np.ndarray,
     *,
     loss: str,
-    s: float = 1.0,
-    requested_margin: float | None = None,
     names: Sequence[str] | None = None,
     title: str | None = None,
     **margin,
 ) -> go.Figure:
     """Stacked histogram of the leads (degrees) of the samples that meet the margin, that have
     their own weight nearest but miss the margin (grey, as they lie in a margin band), and that
-    are nearer another class's weight; dashed lines at the median lead and at m."""
-    summary = summary_for(
-        features, labels, weights, loss=loss, s=s, requested_margin=requested_margin, **margin
-    )
+    are nearer another class's weight; dashed lines at the median lead and at m. `margin`:
+    summary_for's keywords (s, requested_margin and the loss's margin)."""
+    summary = summary_for(features, labels, weights, loss=loss, **margin)
     leads = np.degrees(summary.leads)
     edges = np.arange(-180.0, 180.0 + LEAD_BIN_DEG, LEAD_BIN_DEG)
     centres = f32((edges[:-1] + edges[1:]) / 2)

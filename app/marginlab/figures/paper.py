@@ -10,7 +10,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from marginlab.figures.curves import pair_angle_bars
-from marginlab.figures.style import base_layout, fast_figure
+from marginlab.figures.style import base_layout, degree_axis, fast_figure
 
 
 def theta_shift_figure(
@@ -41,11 +41,7 @@ def theta_shift_figure(
         title or "θ_y at the start and at the end of training (ArcFace paper, Fig. 4a)",
         "θ_y: the angle between a held-out image's feature and its own class weight.",
         barmode="overlay",
-        xaxis={
-            "title": {"text": "θ_y (degrees)"},
-            "range": [0, 180],
-            "tickvals": list(range(0, 181, 30)),
-        },
+        xaxis=degree_axis("θ_y (degrees)"),
         yaxis={"title": {"text": "fraction of images"}, "tickformat": ".0%"},
     )
     return fast_figure(pair_angle_bars(hist, names), layout)

@@ -1,6 +1,6 @@
 """3-D feature-space views: the unit sphere painted per face by region, and a PCA projection of
 d > 3 features. Arrays in, plotly Figure out; regions come from geometry.region_labels (hence
-from the one margin function, DESIGN.md §3). Fixed trace lists, as in figures_views.
+from the one margin function, DESIGN.md §3). Fixed trace lists, as in figures.views.
 """
 
 from __future__ import annotations
@@ -11,15 +11,21 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from marginlab.figures.parts import (
+    BAND_NAME,
+    class_points,
+    class_setup,
+    misclassified_mask,
+    spoke_path,
+    subscript,
+    weight_spokes,
+)
 from marginlab.figures.style import (
     BAND_GREY,
     CLASS_LEGEND,
-    MISCLASSIFIED,
     angular_margin,
     at_chosen_norm,
     base_layout,
-    class_colors,
-    class_names,
     discrete_colorscale,
     empty_legend_entry,
     f32,
@@ -27,16 +33,6 @@ from marginlab.figures.style import (
     lighten,
     margin_label,
     trace,
-)
-from marginlab.figures.views import (
-    BAND_NAME,
-    MISCLASSIFIED_NAME,
-    check_dims,
-    misclassified_mask,
-    spoke_path,
-    subscript,
-    weight_spokes,
-    weights_per_class,
 )
 from marginlab.geometry.angles import normalize_rows
 from marginlab.geometry.regions import (
@@ -106,35 +102,8 @@ def _sphere_traces(
     spokes = [spoke_path(w[k], 1.35) for k in range(n_classes)]
     traces += weight_spokes(spokes, colors, legend, three_d=True)
     lifted = points * 1.015  # just above the mesh, so the surface does not hide them
-    for k in range(n_classes):
-        pts = lifted[labels == k]
-        traces.append(
-            trace(
-                "scatter3d",
-                x=f32(pts[:, 0]),
-                y=f32(pts[:, 1]),
-                z=f32(pts[:, 2]),
-                mode="markers",
-                name=legend[k],
-                legendgroup=f"class{k}",
-                marker={"color": colors[k], "size": 2.5},
-                hovertemplate=f"{legend[k]}<extra></extra>",
-            )
-        )
-    pts = lifted[wrong] * 1.005
-    traces.append(
-        trace(
-            "scatter3d",
-            x=f32(pts[:, 0]),
-            y=f32(pts[:, 1]),
-            z=f32(pts[:, 2]),
-            mode="markers",
-            name=MISCLASSIFIED_NAME,
-            marker={"color": MISCLASSIFIED, "size": 3, "symbol": "x"},
-            hoverinfo="name",
-        )
-    )
-    return traces
+    crosses = lifted[wrong] * 1.005  # and the crosses above the points
+    return traces + class_points(lifted, labels, crosses, "scatter3d", colors, legend, size=2.5)
 
 
 def _sphere_layout(title: str, subtitle: str, axis_prefix: str = "x̂") -> dict:
@@ -176,10 +145,7 @@ def sphere_figure(
     bands. Lines: class weight directions. The icosphere is refined (5 subdivisions) for
     bands narrower than 0.1 rad unless `subdivisions` is given.
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    check_dims(features, weights, 3, "sphere_figure")
-    w = weights_per_class(weights)
-    n_classes = w.shape[0]
+    labels, w, colors, legend = class_setup(features, labels, weights, names, 3, "sphere_figure")
     if subdivisions is None:
         subdivisions = subdivisions_for_band(band_width_hint(loss, **margin))
     drawn, norm_note = at_chosen_norm(margin, loss, features)
@@ -191,8 +157,8 @@ def sphere_figure(
         misclassified_mask(features, labels, weights, loss, bias),
         faces,
         subdivisions,
-        class_colors(n_classes),
-        class_names(n_classes, names),
+        colors,
+        legend,
         loss not in PLAIN_ARGMAX,
     )
     layout = _sphere_layout(
@@ -221,10 +187,9 @@ def projection_figure(
     Misclassification is judged in d-D. Pass `projection` (from geometry.pca_to_3d) to keep
     one fixed view across the frames of a replay. `margin` keywords only label the title.
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    check_dims(features, weights, None, "projection_figure")
-    w = weights_per_class(weights)
-    n_classes, dim = w.shape[0], w.shape[-1]
+    labels, w, colors, legend = class_setup(
+        features, labels, weights, names, None, "projection_figure"
+    )
     proj = projection if projection is not None else pca_to_3d(features)
     points = proj.project(features)
     traces = _sphere_traces(
@@ -234,13 +199,13 @@ def projection_figure(
         misclassified_mask(features, labels, weights, loss),
         None,
         3,
-        class_colors(n_classes),
-        class_names(n_classes, names),
+        colors,
+        legend,
         False,
     )
     kept = 100.0 * float(proj.explained.sum())
     layout = _sphere_layout(
-        title or f"PCA projection of {dim}-D features — {margin_label(loss, **margin)}",
+        title or f"PCA projection of {w.shape[-1]}-D features — {margin_label(loss, **margin)}",
         f"A projection, not the feature space: the 3 axes keep {kept:.0f}% of the normalised "
         "features' second moment, so angles here are only approximate. Lines: class weights.",
         axis_prefix="PC",

@@ -193,6 +193,37 @@ def trace(kind: str, **props) -> dict:
     return {"type": kind, **props}
 
 
+def degree_axis(title: str) -> dict:
+    """An angle axis over 0–180° with a tick every 30° (20°, 60°... read off the grid)."""
+    return {"title": {"text": title}, "range": [0, 180], "tickvals": list(range(0, 181, 30))}
+
+
+def coords(points: np.ndarray) -> dict:
+    """A trace's x, y (and z) from the columns of (N, 2) or (N, 3) points, as float32."""
+    points = np.asarray(points)
+    return {axis: f32(points[:, k]) for k, axis in enumerate("xyz"[: points.shape[1]])}
+
+
+def line_trace(x, y, name: str, **props) -> dict:
+    """A line through float32 points (`props`: its style, hover text, axes, legend group)."""
+    return trace("scatter", x=f32(x), y=f32(y), mode="lines", name=name, **props)
+
+
+def area(x, y, color: str, alpha: float, name: str, **props) -> dict:
+    """A filled outline without line or hover (fill="toself"): a region or a margin band."""
+    return trace(
+        "scatter",
+        x=f32(x),
+        y=f32(y),
+        fill="toself",
+        mode="none",
+        fillcolor=rgba(color, alpha),
+        name=name,
+        hoverinfo="skip",
+        **props,
+    )
+
+
 @lru_cache(maxsize=1)
 def _template_json() -> dict:
     return pio.templates[TEMPLATE].to_plotly_json()

@@ -14,7 +14,13 @@ import numpy as np
 import plotly.graph_objects as go
 
 from marginlab.figures.curves import pair_angle_bars
-from marginlab.figures.style import PALETTE, base_layout, f32, fast_figure, subplot_row, trace
+from marginlab.figures.style import (
+    PALETTE,
+    base_layout,
+    fast_figure,
+    line_trace,
+    subplot_row,
+)
 
 FAR_MARK = 0.01
 
@@ -41,13 +47,11 @@ def roc_figure(reports: Mapping[str, VerificationScores], *, title: str | None =
         fpr = np.clip(np.asarray(report.fpr, dtype=np.float64), 1e-4, 1.0)
         tar = report.tar_at_far.get(FAR_MARK, float("nan"))
         traces.append(
-            trace(
-                "scatter",
-                x=f32(fpr),
-                y=f32(report.tpr),
-                mode="lines",
+            line_trace(
+                fpr,
+                report.tpr,
+                f"{name}: AUC {report.auc:.3f}, EER {report.eer:.1%}, TAR@1% {tar:.1%}",
                 line={"color": PALETTE[k % len(PALETTE)], "width": 2.5, "shape": "hv"},
-                name=f"{name}: AUC {report.auc:.3f}, EER {report.eer:.1%}, TAR@1% {tar:.1%}",
                 hovertemplate="FAR %{x:.2%}: TAR %{y:.1%}<extra>" + name + "</extra>",
             )
         )

@@ -1,5 +1,5 @@
-"""2-D feature-space views: the unit circle and the raw feature plane, plus the drawing helpers
-the sphere views (figures_sphere) share. Arrays in, plotly Figure out; regions come from
+"""2-D feature-space views: the unit circle and the raw feature plane (what they draw like the
+sphere views is in figures.parts). Arrays in, plotly Figure out; regions come from
 geometry.region_labels (hence from the one margin function, DESIGN.md §3).
 
 Every view emits a FIXED list of traces for a given number of classes (empty traces where a
@@ -14,20 +14,26 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from marginlab.figures.parts import (
+    BAND_NAME,
+    class_points,
+    class_setup,
+    misclassified_mask,
+    spoke_path,
+    weight_spokes,
+)
 from marginlab.figures.style import (
     BAND_GREY,
     CLASS_LEGEND,
-    MISCLASSIFIED,
+    area,
     at_chosen_norm,
     base_layout,
-    class_colors,
-    class_names,
     discrete_colorscale,
     empty_legend_entry,
     f32,
     fast_figure,
+    line_trace,
     margin_label,
-    rgba,
     trace,
 )
 from marginlab.geometry.angles import normalize_rows
@@ -36,7 +42,6 @@ from marginlab.geometry.regions import (
     PLAIN_ARGMAX,
     circle_directions,
     circle_runs,
-    predicted_labels,
     raw_plane_regions,
     region_labels,
 )
@@ -47,40 +52,11 @@ from marginlab.losses.registry import loss_spec
 # Lab's 2,000 probe points redraw its five plots in 181 ms instead of 230–444 ms as SVG).
 WEBGL_ABOVE = 1_000
 CIRCLE_SAMPLES = 3_600  # 0.1° resolution: a band of m = 0.05 rad is 29 samples wide
-BAND_NAME = "margin band (no class wins with margin)"
 HALO_NAME = "band at the mean margin + σ (ElasticFace's spread of margins)"
-MISCLASSIFIED_NAME = "misclassified (test-time prediction)"
-
-
-def subscript(k: int) -> str:
-    return str(k).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
-
-
-def weights_per_class(weights: np.ndarray) -> np.ndarray:
-    """(C, K, d): one or K (sub-centre) weight vectors per class."""
-    w = np.asarray(weights, dtype=np.float64)
-    return w[:, None, :] if w.ndim == 2 else w
-
-
-def check_dims(features: np.ndarray, weights: np.ndarray, dim: int | None, view: str) -> None:
-    """A readable error instead of an IndexError deep inside a builder."""
-    f_dim, w_dim = np.shape(features)[-1], np.shape(weights)[-1]
-    if f_dim != w_dim or (dim is not None and f_dim != dim):
-        need = f"{dim}-D " if dim is not None else "equal-dimension "
-        raise ValueError(
-            f"{view} needs {need}features and weights, got features {np.shape(features)} "
-            f"and weights {np.shape(weights)}"
-        )
 
 
 def _scatter_cls(n_points: int):
     return "scattergl" if n_points > WEBGL_ABOVE else "scatter"
-
-
-def misclassified_mask(features, labels, weights, loss, bias=None) -> np.ndarray:
-    if len(labels) == 0:
-        return np.zeros(0, dtype=bool)
-    return predicted_labels(features, weights, loss=loss, bias=bias) != labels
 
 
 def _fan_polygon(runs, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -96,101 +72,6 @@ def _fan_polygon(runs, radius: float) -> tuple[np.ndarray, np.ndarray]:
         xs += [radius * np.cos(phi), np.zeros(1)]
         ys += [radius * np.sin(phi), np.zeros(1)]
     return np.concatenate(xs), np.concatenate(ys)
-
-
-def spoke_path(directions: np.ndarray, length: float) -> np.ndarray:
-    """(2K+1, d) path origin → tip₁ → origin → tip₂ … (sub-centres share one trace)."""
-    tips = normalize_rows(directions) * length
-    path = np.zeros((2 * len(tips) + 1, directions.shape[1]))
-    path[1::2] = tips
-    return path
-
-
-def weight_spokes(
-    paths: Sequence[np.ndarray],
-    colors: Sequence[str],
-    legend: Sequence[str],
-    *,
-    three_d: bool = False,
-    arrows: bool = False,
-) -> list[dict]:
-    """One trace per class along its `spoke_path`: the weights of the circle, the sphere and
-    the raw plane, drawn the same way. Labelled "W_k" at the first tip, or with `arrows` an
-    arrowhead at every tip (the raw plane, where lengths matter); lines are wider in 3-D, where
-    they are seen through the mesh."""
-    traces = []
-    for k, path in enumerate(paths):
-        axes = {"x": f32(path[:, 0]), "y": f32(path[:, 1])}
-        if three_d:
-            axes["z"] = f32(path[:, 2])
-        if arrows:
-            heads = {"symbol": "arrow", "angleref": "previous", "color": colors[k]}
-            tips = {"marker": {**heads, "size": f32(np.arange(len(path)) % 2 * 12)}}
-            style = {"mode": "lines+markers", **tips}
-        else:
-            text = [""] * len(path)
-            text[1] = f"W{subscript(k)}"
-            style = {"mode": "lines+text", "text": text}
-            style.update({} if three_d else {"textposition": "top center"})
-        traces.append(
-            trace(
-                "scatter3d" if three_d else "scatter",
-                **axes,
-                **style,
-                line={"color": colors[k], "width": 7 if three_d else 3},
-                name=f"weight W{subscript(k)} of {legend[k]}",
-                legendgroup=f"class{k}",
-                showlegend=False,
-                hoverinfo="name",
-            )
-        )
-    return traces
-
-
-def _class_points(
-    points: np.ndarray,
-    labels: np.ndarray,
-    wrong: np.ndarray,
-    scatter: str,
-    colors: Sequence[str],
-    legend: Sequence[str],
-    *,
-    size: float,
-) -> list[dict]:
-    """One marker trace per class, then the misclassified samples marked with crosses."""
-    traces = []
-    for k, (color, name) in enumerate(zip(colors, legend, strict=True)):
-        pts = points[labels == k]
-        traces.append(
-            trace(
-                scatter,
-                x=f32(pts[:, 0]),
-                y=f32(pts[:, 1]),
-                mode="markers",
-                name=name,
-                legendgroup=f"class{k}",
-                marker={"color": color, "size": size, "line": {"color": "white", "width": 0.5}},
-                hovertemplate=f"{name}<extra></extra>",
-            )
-        )
-    pts = points[wrong]
-    traces.append(
-        trace(
-            scatter,
-            x=f32(pts[:, 0]),
-            y=f32(pts[:, 1]),
-            mode="markers",
-            name=MISCLASSIFIED_NAME,
-            marker={
-                "color": MISCLASSIFIED,
-                "size": 5,
-                "symbol": "x-thin",
-                "line": {"color": MISCLASSIFIED, "width": 1},
-            },
-            hoverinfo="name",
-        )
-    )
-    return traces
 
 
 def circle_figure(
@@ -213,11 +94,8 @@ def circle_figure(
     Black crosses: samples the test-time classifier (no margin) gets wrong. `jitter` spreads the
     points radially (seeded) so that piles of identical directions stay visible.
     """
-    labels = np.asarray(labels, dtype=np.int64)
-    check_dims(features, weights, 2, "circle_figure")
-    w = weights_per_class(weights)
+    labels, w, colors, legend = class_setup(features, labels, weights, names, 2, "circle_figure")
     n_classes = w.shape[0]
-    colors, legend = class_colors(n_classes), class_names(n_classes, names)
     drawn, norm_note = at_chosen_norm(margin, loss, features)
     region = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s, **drawn)
     runs = circle_runs(region)
@@ -230,59 +108,32 @@ def circle_figure(
     traces: list = []
     for k in range(n_classes):
         x, y = _fan_polygon([r for r in runs if r.label == k], 1.12)
+        region_name = f"region of {legend[k]}"
         traces.append(
-            trace(
-                "scatter",
-                x=f32(x),
-                y=f32(y),
-                fill="toself",
-                fillcolor=rgba(colors[k], 0.16),
-                mode="none",
-                name=f"region of {legend[k]}",
-                legendgroup=f"class{k}",
-                showlegend=False,
-                hoverinfo="skip",
-            )
+            area(x, y, colors[k], 0.16, region_name, legendgroup=f"class{k}", showlegend=False)
         )
     edge = spread_edge(loss, margin.get("adaptive", {}))
     if edge is not None:  # ElasticFace: the band one σ wider, pale, around the mean's band
         outer = region_labels(circle_directions(CIRCLE_SAMPLES), weights, loss=loss, s=s,
                               **{**drawn, "adaptive": edge})  # fmt: skip
         x, y = _fan_polygon([r for r in circle_runs(outer) if r.label == BAND], 1.12)
-        traces.append(
-            trace("scatter", x=f32(x), y=f32(y), fill="toself", mode="none",
-                  fillcolor=rgba(BAND_GREY, 0.22), name=HALO_NAME, hoverinfo="skip")
-        )  # fmt: skip
+        traces.append(area(x, y, BAND_GREY, 0.22, HALO_NAME))
     x, y = _fan_polygon([r for r in runs if r.label == BAND], 1.12)
-    traces.append(
-        trace(
-            "scatter",
-            x=f32(x),
-            y=f32(y),
-            fill="toself",
-            fillcolor=rgba(BAND_GREY, 0.55),
-            mode="none",
-            name=BAND_NAME,
-            hoverinfo="skip",
-            showlegend=loss not in PLAIN_ARGMAX,
-        )
-    )
+    traces.append(area(x, y, BAND_GREY, 0.55, BAND_NAME, showlegend=loss not in PLAIN_ARGMAX))
     ring = circle_directions(361 - 1)
     traces.append(
-        trace(
-            "scatter",
-            x=f32(np.append(ring[:, 0], 1.0)),
-            y=f32(np.append(ring[:, 1], 0.0)),
-            mode="lines",
+        line_trace(
+            np.append(ring[:, 0], 1.0),
+            np.append(ring[:, 1], 0.0),
+            "unit circle",
             line={"color": "#555555", "width": 1},
-            name="unit circle",
             showlegend=False,
             hoverinfo="skip",
         )
     )
     spokes = [spoke_path(w[k], 1.3) for k in range(n_classes)]
     traces += weight_spokes(spokes, colors, legend)
-    traces += _class_points(unit, labels, wrong, scatter, colors, legend, size=6)
+    traces += class_points(unit, labels, unit[wrong], scatter, colors, legend, size=6)
     axis = {"range": [-1.45, 1.45], "zeroline": False, "constrain": "domain"}
     layout = base_layout(
         title or f"Features on the unit circle — {margin_label(loss, s, **margin)}",
@@ -320,11 +171,10 @@ def raw_feature_figure(
     (raw_plane_regions). For the normalised losses the regions are cones (region_labels).
     """
     x = np.asarray(features, dtype=np.float64).reshape(-1, 2)
-    labels = np.asarray(labels, dtype=np.int64)
-    check_dims(features, weights, 2, "raw_feature_figure")
-    w = weights_per_class(weights)
+    labels, w, colors, legend = class_setup(
+        features, labels, weights, names, 2, "raw_feature_figure"
+    )
     n_classes = w.shape[0]
-    colors, legend = class_colors(n_classes), class_names(n_classes, names)
     extent = float(np.max(np.abs(x))) if x.size else 0.0
     extent = 1.15 * (extent if math.isfinite(extent) and extent > 0 else 1.0)
     axis_values = np.linspace(-extent, extent, grid)
@@ -362,7 +212,7 @@ def raw_feature_figure(
         for k in range(n_classes)
     ]
     traces += weight_spokes(spokes, colors, legend, arrows=True)
-    traces += _class_points(x, labels, wrong, scatter, colors, legend, size=5)
+    traces += class_points(x, labels, x[wrong], scatter, colors, legend, size=5)
     with_bias = bias is not None and raw
     if loss in PLAIN_ARGMAX:
         shading = "Shaded: the predicted class" + (

@@ -23,6 +23,7 @@ from marginlab.geometry.adaptive_regions import adaptive_leads
 from marginlab.geometry.angles import dot_rows, normalize_rows, theta_histogram
 from marginlab.losses.margins import target_logit_np
 from marginlab.losses.registry import LOSS_NAMES, REGISTRY, loss_spec
+from marginlab.params import MARGIN_PARAMS
 
 # Losses whose regions are a plain argmax (no margin, no band): the registry says which. Center
 # loss (Wen et al., ECCV 2016) is among them: its centre term moves features, not boundaries.
@@ -74,16 +75,14 @@ def region_labels(
     *,
     loss: str,
     s: float,
-    m1: float = 1.0,
-    m2: float = 0.0,
-    m3: float = 0.0,
-    sphere_m: int = 4,
-    lam: float = 0.0,
-    policy: str = "fallback",
     adaptive: Mapping[str, Any] | None = None,
     norm: float | None = None,
+    **margin: Any,
 ) -> np.ndarray:
     """(N,) the class that owns each direction with margin, or −1 inside a margin band.
+
+    `margin`: target_logit's keywords (m1, m2, m3, sphere_m, lam, policy), with its defaults;
+    the loss's registry entry neutralises the ones it does not use.
 
     The post-2020 family (registry `adaptive`): `adaptive` holds the head's hyper-parameters
     and running state, and the head's own leads decide (geometry.adaptive_regions), at the
@@ -100,6 +99,9 @@ def region_labels(
     If a margin is negative (e.g. m1 < 1), several classes may qualify: the one with the
     largest lead over its strongest rival wins.
     """
+    unknown = sorted(set(margin) - set(MARGIN_PARAMS))
+    if unknown:
+        raise TypeError(f"region_labels() got unexpected keyword arguments {', '.join(unknown)}")
     spec = loss_spec(loss)
     directions = np.asarray(directions, dtype=np.float64)
     if spec.adaptive:
@@ -111,8 +113,7 @@ def region_labels(
     cos = class_cosines(directions, weights)
     if not spec.has_band:
         return np.argmax(cos, axis=1).astype(np.int64)
-    values = {"m1": m1, "m2": m2, "m3": m3, "sphere_m": sphere_m, "lam": lam, "policy": policy}
-    return _owner(target_logit_np(cos, **spec.margin_kwargs(values)) - _max_other(cos))
+    return _owner(target_logit_np(cos, **spec.margin_kwargs(margin)) - _max_other(cos))
 
 
 def _owner(lead: np.ndarray) -> np.ndarray:

@@ -62,38 +62,32 @@ class MarginSpec:
     policy: str = "fallback"
 
     def __post_init__(self) -> None:
-        validate_margin(**asdict(self))
+        """ValueError with a readable message for parameters outside the margin family."""
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if self.policy not in POLICIES:
+            raise ValueError(f"unknown policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        for name in ("m1", "m2", "m3", "lam"):
+            if not _is_finite_number(getattr(self, name)):
+                raise ValueError(f"{name} must be a finite number, got {getattr(self, name)!r}")
+        if self.m1 <= 0:
+            raise ValueError(f"m1 must be positive, got {self.m1}")
+        if not 0 <= self.m2 <= math.pi:
+            raise ValueError(f"m2 (the additive angular margin) must lie in [0, π], got {self.m2}")
+        if self.lam < 0:
+            raise ValueError(f"lam must be non-negative, got {self.lam}")
+        m = self.sphere_m
+        if not _is_finite_number(m) or int(m) != m or m < 1:
+            raise ValueError(f"sphere_m must be a positive integer, got {m!r}")
 
     def target_logit(self, cos_theta: torch.Tensor) -> torch.Tensor:
         return target_logit(cos_theta, **asdict(self))
 
 
-def validate_margin(
-    *,
-    loss: str,
-    m1: float = 1.0,
-    m2: float = 0.0,
-    m3: float = 0.0,
-    sphere_m: int = 4,
-    lam: float = 0.0,
-    policy: str = "fallback",
-) -> None:
-    """Raise ValueError with a readable message for parameters outside the margin family."""
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
-    if policy not in POLICIES:
-        raise ValueError(f"unknown policy {policy!r}; choose one of {', '.join(POLICIES)}")
-    for name, value in (("m1", m1), ("m2", m2), ("m3", m3), ("lam", lam)):
-        if not _is_finite_number(value):
-            raise ValueError(f"{name} must be a finite number, got {value!r}")
-    if m1 <= 0:
-        raise ValueError(f"m1 must be positive, got {m1}")
-    if not 0 <= m2 <= math.pi:
-        raise ValueError(f"m2 (the additive angular margin) must lie in [0, π], got {m2}")
-    if lam < 0:
-        raise ValueError(f"lam must be non-negative, got {lam}")
-    if not _is_finite_number(sphere_m) or int(sphere_m) != sphere_m or sphere_m < 1:
-        raise ValueError(f"sphere_m must be a positive integer, got {sphere_m!r}")
+def validate_margin(**margin: object) -> None:
+    """Raise ValueError with a readable message for parameters outside the margin family
+    (`margin`: target_logit's keywords; the checks are MarginSpec's, written once there)."""
+    MarginSpec(**margin)  # type: ignore[arg-type]
 
 
 def _is_finite_number(value: object) -> bool:
@@ -123,7 +117,7 @@ def target_logit(
     float64 stays float64. Branches only on Python parameters, never on tensor values, so it
     needs no host synchronisation.
     """
-    validate_margin(loss=loss, m1=m1, m2=m2, m3=m3, sphere_m=sphere_m, lam=lam, policy=policy)
+    MarginSpec(loss=loss, m1=m1, m2=m2, m3=m3, sphere_m=sphere_m, lam=lam, policy=policy)
     work_dtype = torch.promote_types(cos_theta.dtype, torch.float32)
     with torch.autocast(device_type=cos_theta.device.type, enabled=False):
         cos = cos_theta.to(work_dtype)

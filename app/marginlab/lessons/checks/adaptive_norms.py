@@ -9,10 +9,7 @@ from marginlab.lessons.checks.common import (
     ClaimResult,
     Progress,
     final_snapshot,
-    lesson_steps,
-    lockstep,
-    quiet,
-    train,
+    train_lockstep,
 )
 from marginlab.lessons.parser import Lesson
 
@@ -31,11 +28,9 @@ def accuracy_by_norm_quarter(
 def norm_tracks_difficulty(lesson: Lesson, progress: Progress | None = None) -> ClaimResult:
     """Each of the lesson's losses in lock-step; on the probe's test digits, the accuracy of
     the longest-feature quarter must beat the shortest-feature quarter's by `gap` points."""
-    progress = progress or quiet
     gap = float(lesson.claim.params["gap"])
     losses = list(lesson.preset.losses)
-    comparison = lockstep(lesson, losses)
-    train(comparison, lesson_steps(lesson), progress, " and ".join(losses))
+    comparison = train_lockstep(lesson, losses, progress, " and ".join(losses))
     labels = comparison.data.probe_labels
     measured: dict[str, float] = {}
     passed = True

@@ -8,11 +8,8 @@ from marginlab.lessons.checks.common import (
     ClaimResult,
     Progress,
     final_snapshot,
-    lesson_steps,
-    lockstep,
     mean_norm,
-    quiet,
-    train,
+    train_lockstep,
 )
 from marginlab.lessons.parser import Lesson
 
@@ -31,11 +28,10 @@ def relative_spread(features: np.ndarray, labels: np.ndarray) -> float:
 def center_loss_compacts(lesson: Lesson, progress: Progress | None = None) -> ClaimResult:
     """Softmax vs softmax + center loss (Wen et al., ECCV 2016, Eq. 2–4) in lock-step; the
     centres c_y here are the probe features' class means, not the loss's learned centres."""
-    progress = progress or quiet
     baseline = str(lesson.claim.params["baseline"])
     with_center = str(lesson.claim.params["with_center"])
-    comparison = lockstep(lesson, [baseline, with_center])
-    train(comparison, lesson_steps(lesson), progress, f"{baseline} and {with_center}")
+    what = f"{baseline} and {with_center}"
+    comparison = train_lockstep(lesson, [baseline, with_center], progress, what)
     labels = comparison.data.probe_labels
     spread = {
         name: relative_spread(final_snapshot(run).features, labels)

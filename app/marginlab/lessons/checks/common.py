@@ -67,8 +67,15 @@ def lesson_config(lesson: Lesson, loss: str | None = None, **changes: Any) -> Ru
     return config.with_changes(snapshot_every=NO_SCHEDULED_SNAPSHOTS, **changes)
 
 
-def lockstep(lesson: Lesson, losses: Sequence[str]) -> LockstepComparison:
-    return LockstepComparison([lesson_config(lesson, loss) for loss in losses])
+def train_lockstep(
+    lesson: Lesson, runs: Sequence[str | RunConfig], progress: Progress | None, what: str
+) -> LockstepComparison:
+    """The opening of every lock-step check: the lesson's runs (loss names of its preset, or
+    configs) trained in lock-step for the lesson's steps, reporting to `progress` if given."""
+    configs = [lesson_config(lesson, run) if isinstance(run, str) else run for run in runs]
+    comparison = LockstepComparison(configs)
+    train(comparison, lesson_steps(lesson), progress or quiet, what)
+    return comparison
 
 
 def mean_norm(features: np.ndarray) -> float:

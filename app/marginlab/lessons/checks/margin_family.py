@@ -9,10 +9,7 @@ from marginlab.lessons.checks.common import (
     ClaimResult,
     Progress,
     final_snapshot,
-    lesson_steps,
-    lockstep,
-    quiet,
-    train,
+    train_lockstep,
 )
 from marginlab.lessons.parser import Lesson
 
@@ -23,13 +20,12 @@ def margins_tighten_classes(lesson: Lesson, progress: Progress | None = None) ->
     degrees, and by at most `max_gap_deg` if the claim states an upper bound (CosFace, Wang et
     al. CVPR 2018; ArcFace, Deng et al. CVPR 2019: Table 3's "Intra" is the same idea, measured
     to the class centre)."""
-    progress = progress or quiet
     params = lesson.claim.params
     baseline = str(params["baseline"])
     margin_losses = [str(loss) for loss in params["margin_losses"]]
     low, high = float(params["min_gap_deg"]), float(params.get("max_gap_deg", math.inf))
-    comparison = lockstep(lesson, [baseline, *margin_losses])
-    train(comparison, lesson_steps(lesson), progress, ", ".join([baseline, *margin_losses]))
+    runs = [baseline, *margin_losses]
+    comparison = train_lockstep(lesson, runs, progress, ", ".join(runs))
     labels = comparison.data.probe_labels
     theta = {}
     for name, run in comparison.runs.items():

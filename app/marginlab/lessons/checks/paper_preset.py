@@ -8,12 +8,9 @@ from marginlab.lessons.checks.common import (
     ClaimResult,
     Progress,
     lesson_config,
-    lesson_steps,
-    quiet,
-    train,
+    train_lockstep,
 )
 from marginlab.lessons.parser import Lesson
-from marginlab.training.comparison import LockstepComparison
 
 
 def paper_preset_struggles_in_2d(lesson: Lesson, progress: Progress | None = None) -> ClaimResult:
@@ -23,15 +20,14 @@ def paper_preset_struggles_in_2d(lesson: Lesson, progress: Progress | None = Non
     a lead of at least m over the nearest rival weight). "Without a NaN" is what the engine's
     guard reports: a step whose loss or gradient is not finite is skipped and counted, so a run
     with zero skipped steps never produced a NaN."""
-    progress = progress or quiet
     gentle = {
         "s": float(lesson.claim.params["gentle_s"]),
         "m2": float(lesson.claim.params["gentle_m2"]),
     }
     share = float(lesson.claim.params["met_fraction"])
     paper = lesson_config(lesson)
-    comparison = LockstepComparison([paper, paper.with_changes(**gentle)])
-    train(comparison, lesson_steps(lesson), progress, "ArcFace, paper and 2-D presets")
+    runs = [paper, paper.with_changes(**gentle)]
+    comparison = train_lockstep(lesson, runs, progress, "ArcFace, paper and 2-D presets")
     paper_run, gentle_run = comparison.runs.values()
     paper_cell, gentle_cell = measure_run(paper_run), measure_run(gentle_run)
     measured = {
