@@ -48,7 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("MARGINLAB_CHROMIUM", "/usr/bin/chromium")
 # A torch app's first render takes seconds on a busy 2-core machine: be generous.
 SERVER_START_TIMEOUT_S = 45.0
-PAGE_TIMEOUT_MS = 30_000
+PAGE_TIMEOUT_MS = 60_000  # screenshots of a live page took over 30 s on a busy 2-core machine
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
