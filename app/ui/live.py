@@ -11,6 +11,7 @@ and the service ends a trainer nobody polled for two minutes (`keepalive` polls 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +27,13 @@ from marginlab.training.service.session import SessionHandle
 from ui.service import training_service
 from ui.state import update_config
 
-TICK_SECONDS = 0.35  # time between redraws while playing (the worker trains in between)
+TICK_SECONDS = 0.35  # shortest time between redraws while playing (the worker trains in between)
+# A redraw may take at most this share of the time between two: the rest is left to the
+# browser drawing it, to clicks and slider moves, and to training. (On the busy 2-core machine
+# the Lab's figures took about a second to build: a fixed 0.35 s tick then kept the script
+# thread and chromium busy without a break, and a slider move took 30 s to reach the URL.)
+DRAW_SHARE = 0.3
+_DRAW_SECONDS = "live_draw_seconds"  # session_state: a running mean of the redraw's duration
 KEEPALIVE_SECONDS = 30.0  # a paused page tells the service it is still there
 # A picklable recipe for the trainer, built in the worker (see training.service.builders).
 Recipe = Callable[[list[RunConfig]], Callable[[], Any]]
@@ -146,8 +153,20 @@ def transport(live: LiveTraining, slot: str, *, speed: int) -> None:
 
 
 def run_every(live: LiveTraining) -> float | None:
-    """The fragment's rerun interval: ticking while playing, still while paused."""
-    return TICK_SECONDS if live.playing else None
+    """The fragment's rerun interval: ticking while playing (as often as the redraws leave
+    room for, see DRAW_SHARE), still while paused."""
+    if not live.playing:
+        return None
+    return max(TICK_SECONDS, st.session_state.get(_DRAW_SECONDS, 0.0) / DRAW_SHARE)
+
+
+def timed_draw(draw: Callable[[], None]) -> None:
+    """Run one redraw and fold its duration into the session's running mean."""
+    start = time.perf_counter()
+    draw()
+    seconds = time.perf_counter() - start
+    mean = st.session_state.get(_DRAW_SECONDS)
+    st.session_state[_DRAW_SECONDS] = seconds if mean is None else 0.7 * mean + 0.3 * seconds
 
 
 def keepalive(live: LiveTraining) -> None:

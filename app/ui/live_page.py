@@ -4,9 +4,10 @@
 
 It gets (or makes) the session's trainer in the training service, shows a data-set notice,
 the Play/Pause/Step/Reset buttons and any error, and then a fragment that redraws `draw(live)`
-from the latest snapshots: every TICK_SECONDS while playing, never waiting on a training step
-(the workers train in between). When the trainer stops by itself (the end of a fast-forward, a
-NaN-guard trip, an error, a crashed worker), the whole page reruns so the buttons say so.
+from the latest snapshots: every TICK_SECONDS or more while playing (ui.live.run_every), never
+waiting on a training step (the workers train in between). When the trainer stops by itself
+(the end of a fast-forward, a NaN-guard trip, an error, a crashed worker), the whole page
+reruns so the buttons say so.
 """
 
 from __future__ import annotations
@@ -16,7 +17,15 @@ from collections.abc import Callable
 import streamlit as st
 
 from marginlab.training.config import RunConfig
-from ui.live import LiveTraining, Recipe, keepalive, live_training, run_every, transport
+from ui.live import (
+    LiveTraining,
+    Recipe,
+    keepalive,
+    live_training,
+    run_every,
+    timed_draw,
+    transport,
+)
 from ui.state import update_config
 from ui.text import plain
 
@@ -61,7 +70,7 @@ def live_page(
         live.handle.touch()
         if playing_when_drawn and not live.playing:  # it stopped by itself: redraw the buttons
             st.rerun(scope="app")
-        draw(live)
+        timed_draw(lambda: draw(live))
 
     live_panel()
     return live
