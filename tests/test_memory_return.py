@@ -50,3 +50,17 @@ def test_memory_returns_to_the_warm_baseline_after_two_rounds_of_six_sessions():
     for index, after in enumerate(result["rounds"], start=1):
         grown = after["workers_mb"] - result["warm"]["workers_mb"]
         assert grown < WORKER_BOUND_MB, f"workers {grown:+.1f} MB after round {index}; {report}"
+
+
+def test_the_session_ttl_setting(monkeypatch):
+    """$MARGINLAB_SESSION_TTL: how long a trainer nobody polls lives (short for benchmarks)."""
+    from marginlab.training.service.service import DEFAULT_TTL_S, session_ttl
+
+    monkeypatch.delenv("MARGINLAB_SESSION_TTL", raising=False)
+    assert session_ttl() == DEFAULT_TTL_S and session_ttl(3) == 3.0
+    monkeypatch.setenv("MARGINLAB_SESSION_TTL", "7.5")
+    assert session_ttl() == 7.5 and session_ttl(2.0) == 2.0  # an explicit value wins
+    for bad in ("soon", "0", "-1", "nan"):
+        monkeypatch.setenv("MARGINLAB_SESSION_TTL", bad)
+        with pytest.raises(ValueError, match="MARGINLAB_SESSION_TTL|positive"):
+            session_ttl()
