@@ -101,11 +101,17 @@ def gunzip_bounded(blob: bytes, max_bytes: int) -> bytes:
     Raises TooLarge past the bound (having allocated at most about `max_bytes`), and
     zlib.error / EOFError for a damaged or truncated stream, as gzip.decompress does.
     """
+    # wbits 16 + MAX_WBITS: a gzip header and trailer (CRC and length are checked).
+    return inflate_bounded(blob, max_bytes, wbits=16 + zlib.MAX_WBITS)
+
+
+def inflate_bounded(blob: bytes, max_bytes: int, *, wbits: int = zlib.MAX_WBITS) -> bytes:
+    """Decompress zlib streams (`wbits` as zlib's: the default is a zlib header, as joblib
+    writes) one after another, to at most `max_bytes` bytes; errors as gunzip_bounded."""
     out = bytearray()
     rest = blob
     while rest:
-        # wbits 16 + MAX_WBITS: a gzip header and trailer (CRC and length are checked).
-        stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        stream = zlib.decompressobj(wbits)
         chunk = rest
         while not stream.eof:
             piece = stream.decompress(chunk, max_bytes + 1 - len(out))

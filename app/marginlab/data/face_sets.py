@@ -10,6 +10,7 @@ scikit-learn writes Olivetti's .pkz in place (and deletes the .mat it came from)
 sessions downloading at once could read each other's half-written file. Downloads therefore run
 in a private temporary folder beside the target and the result is renamed into place
 (`_fetch_atomically`); a damaged copy in the app's own cache is deleted and fetched again.
+Olivetti's archive is a pickle: it is read by olivetti_archive, bounded and never unpickled.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from marginlab.data.dataset import (
     _root,
     cache_root,
 )
+from marginlab.data.olivetti_archive import ARCHIVE_NAME, fetch_olivetti
 from marginlab.safe_files import Busy, try_lock
 
 OLIVETTI_DOWNLOAD_MB = 1.4
@@ -88,7 +90,7 @@ def split_per_person(
 
 
 # What scikit-learn leaves in its data home once a set is there (files or folders).
-_MARKERS = {"olivetti": "olivetti_py3.pkz", "lfw": "lfw_home"}
+_MARKERS = {"olivetti": ARCHIVE_NAME, "lfw": "lfw_home"}
 
 
 def data_homes(cache_dir: str | os.PathLike[str] | None = None) -> list[Path]:
@@ -173,11 +175,10 @@ def _fetch_faces(
 def load_olivetti_people(
     cache_dir: str | os.PathLike[str] | None = None, *, download: bool = True
 ) -> People:
-    """All 400 Olivetti faces (40 people x 10, 64x64 uint8) in scikit-learn's order."""
-    from sklearn.datasets import fetch_olivetti_faces  # heavy import, only when asked for
-
+    """All 400 Olivetti faces (40 people x 10, 64x64 uint8) in scikit-learn's order; its
+    archive is read without unpickling it (olivetti_archive: a hostile file runs nothing)."""
     try:
-        bunch = _fetch_faces("olivetti", cache_dir, download, fetch_olivetti_faces, shuffle=False)
+        bunch = _fetch_faces("olivetti", cache_dir, download, fetch_olivetti)
     except OSError as error:  # missing with downloads off, or any network error (URLError)
         home = _home_of("olivetti", cache_dir)[0]
         raise DatasetUnavailable(

@@ -14,8 +14,9 @@ a core and made every button wait for a tick).
   LockstepComparison class with its configs in functools.partial, a loader of run-file
   bytes, ...), so no model or tensor ever crosses the pipe.
 - Lifecycle: `close()` ends a trainer; one that nobody touched for `ttl` seconds (a closed
-  tab) is ended by the reaper thread. Workers exit when the server does, also on SIGKILL (see
-  worker.py); `shutdown()` (also at exit) stops them and the service's threads.
+  tab; $MARGINLAB_SESSION_TTL, default DEFAULT_TTL_S) is ended by the reaper thread. Workers
+  exit when the server does, also on SIGKILL (see worker.py); `shutdown()` (also at exit)
+  stops them and the service's threads.
 - Faults: a worker that dies is started again; its trainers are marked crashed with a message
   (their pages offer Reset) and every other trainer goes on.
 """
@@ -37,6 +38,7 @@ from marginlab.training.service.messages import Command, Created, Update
 from marginlab.training.service.pipe_worker import COMMAND_TIMEOUT_S, WORKER_NAME, PipeWorker
 
 DEFAULT_TTL_S = 120.0  # as Streamlit keeps a closed tab's session (server.disconnectedSessionTTL)
+ENV_SESSION_TTL = "MARGINLAB_SESSION_TTL"  # seconds; a short one for tests and benchmarks
 CREATE_TIMEOUT_S = 600.0  # building may download a data set
 SETTINGS_PREFIX = "MARGINLAB_"  # environment variables a trainer's build reads
 
@@ -66,6 +68,19 @@ def _spawn_without_main() -> None:
     multiprocessing.spawn.get_preparation_data = preparation_data
 
 
+def session_ttl(configured: float | None = None) -> float:
+    """`configured`, else $MARGINLAB_SESSION_TTL, else DEFAULT_TTL_S (seconds, > 0)."""
+    if configured is None:
+        text = os.environ.get(ENV_SESSION_TTL, "").strip()
+        try:
+            configured = float(text) if text else DEFAULT_TTL_S
+        except ValueError:
+            raise ValueError(f"{ENV_SESSION_TTL} must be a number of seconds: {text!r}") from None
+    if not configured > 0:  # also NaN
+        raise ValueError(f"the session TTL must be a positive number of seconds: {configured}")
+    return float(configured)
+
+
 def worker_count(configured: int | None = None) -> int:
     """`configured`, else $MARGINLAB_WORKERS, else max(1, usable cores − 1)."""
     if configured is None:
@@ -87,9 +102,9 @@ class TrainingService:
     """Worker processes holding trainers; `create` gives the page a TrainerHandle."""
 
     def __init__(
-        self, workers: int | None = None, *, ttl: float = DEFAULT_TTL_S, ray_address: str = ""
+        self, workers: int | None = None, *, ttl: float | None = None, ray_address: str = ""
     ) -> None:
-        self.ttl = float(ttl)
+        self.ttl = session_ttl(ttl)
         _spawn_without_main()
         self._context = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()
