@@ -98,3 +98,10 @@ class Created:
     update: Update
     worker_pid: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def is_build_setting(name: str) -> bool:
+    """An environment variable a trainer's build reads, passed from the server to the worker
+    with each build: the app's own (MARGINLAB_CACHE, ...) and where scikit-learn keeps the
+    face sets (SCIKIT_LEARN_DATA)."""
+    return name.startswith("MARGINLAB_") or name == "SCIKIT_LEARN_DATA"

@@ -34,13 +34,12 @@ from collections.abc import Callable
 from typing import Any
 
 from marginlab.training.service.handle import TrainerHandle
-from marginlab.training.service.messages import Command, Created, Update
+from marginlab.training.service.messages import Command, Created, Update, is_build_setting
 from marginlab.training.service.pipe_worker import COMMAND_TIMEOUT_S, WORKER_NAME, PipeWorker
 
 DEFAULT_TTL_S = 120.0  # as Streamlit keeps a closed tab's session (server.disconnectedSessionTTL)
 ENV_SESSION_TTL = "MARGINLAB_SESSION_TTL"  # seconds; a short one for tests and benchmarks
 CREATE_TIMEOUT_S = 600.0  # building may download a data set
-SETTINGS_PREFIX = "MARGINLAB_"  # environment variables a trainer's build reads
 
 
 def _spawn_without_main() -> None:
@@ -139,9 +138,9 @@ class TrainingService:
             working = [w for w in self.workers if not w.broken] or self.workers
             least = min(working, key=lambda w: loads[id(w)])
         chosen = least if worker is None else self.workers[worker]
-        # The server's data settings ($MARGINLAB_CACHE, ...) as they are now, not as they
-        # were when the worker started: the worker builds under them.
-        settings = {k: v for k, v in os.environ.items() if k.startswith(SETTINGS_PREFIX)}
+        # The server's data settings ($MARGINLAB_CACHE, $SCIKIT_LEARN_DATA, ...) as they are
+        # now, not as they were when the worker started: the worker builds under them.
+        settings = {k: v for k, v in os.environ.items() if is_build_setting(k)}
         command = Command(None, "create", trainer_id, (build, settings))
         created: Created = chosen.request(command, timeout)
         handle = TrainerHandle(

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from marginlab.training.memory import release_freed_memory
-from marginlab.training.service.messages import Command, Created, Reply
+from marginlab.training.service.messages import Command, Created, Reply, is_build_setting
 from marginlab.training.service.slot import Slot, Trainer
 
 IDLE_POLL_S = 1.0  # with nothing playing: how often the parent is looked for
@@ -154,8 +154,8 @@ class Worker:
 
 
 def _use_settings(settings: dict[str, str]) -> None:
-    """Take the server's MARGINLAB_* environment (where data is cached, ...) for this build."""
-    for name in [name for name in os.environ if name.startswith("MARGINLAB_")]:
+    """Take the server's build settings (where data is cached, ...) for this build."""
+    for name in [name for name in os.environ if is_build_setting(name)]:
         if name not in settings:
             del os.environ[name]
     os.environ.update(settings)
