@@ -60,7 +60,6 @@ class SessionHandle:
         self._lock = threading.RLock()
         self.forking = threading.Lock()  # held while a private trainer is made for it
         self._frozen: list[RunView] | None = [view.frozen() for view in group.handle.runs]
-        self._held = False  # a fork landed while paused: `_frozen` stays shown until resumed
         self._switches = 0
 
     # ----- what the page reads ------------------------------------------------------------
@@ -80,9 +79,12 @@ class SessionHandle:
     @property
     def runs(self) -> list[RunView]:
         frozen = self._frozen
-        if frozen is not None and (self.private is None or self._held):
-            return frozen
-        return self.target.runs
+        return frozen if frozen is not None else self.target.runs
+
+    @property
+    def _held(self) -> bool:
+        """A fork landed while paused: the frozen view stays shown until Play or Step."""
+        return self.private is not None and self._frozen is not None
 
     @property
     def steps(self) -> int:
@@ -236,7 +238,7 @@ class SessionHandle:
         """Show the private trainer again (after a fork that landed while paused)."""
         with self._lock:
             if self._held:
-                self._held, self._frozen = False, None
+                self._frozen = None
                 self._switches += 1
 
     # ----- called by SharingService -----------------------------------------------------------
@@ -247,8 +249,7 @@ class SessionHandle:
             self.private, self.worker = handle, worker
             self.forked_at = handle.steps if self.pending == "fork" else None
             # Paused (frozen) while the fork was made: keep showing the paused view.
-            self._held = self._frozen is not None and self.pending == "fork"
-            if not self._held:
+            if self.pending != "fork":
                 self._frozen = None
             self.group, self.wanted = None, None
             self.pending, self.waiting_message = "", ""
@@ -260,5 +261,4 @@ class SessionHandle:
         with self._lock:
             self.group, self.private, self.worker = group, None, None
             self._frozen = [view.frozen() for view in group.handle.runs]
-            self._held = False
             self._switches += 1
