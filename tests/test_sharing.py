@@ -158,6 +158,34 @@ def test_a_session_nobody_polls_is_ended_and_its_trainers_go(service):
         sharing.shutdown(service=False)
 
 
+def test_the_ttl_goes_on_after_one_session_fails_to_end(service, monkeypatch):
+    """A failure while ending one session (here: its worker refuses the close) is logged; the
+    queue thread lives on and still ends the others (it used to die with it, and then nobody
+    ended anything)."""
+    service.ttl = 2.0
+    sharing = SharingService(service, share=True)
+    try:
+        doomed, other = (
+            sharing.create(new_run(ARC)),
+            sharing.create(new_run(ARC.with_changes(seed=1))),
+        )
+        real_leave = sharing._leave
+
+        def leave(session):
+            if session is doomed:
+                raise BrokenPipeError("the worker's pipe is closed")
+            real_leave(session)
+
+        monkeypatch.setattr(sharing, "_leave", leave)
+        wait_for(lambda: other.closed, 30, "the TTL to end the other session")
+        assert sharing._granter.is_alive()
+        monkeypatch.setattr(sharing, "_leave", real_leave)
+        real_leave(doomed)  # what the failed close left behind
+    finally:
+        service.ttl = 600.0
+        sharing.shutdown(service=False)
+
+
 def test_sharing_off_gives_every_session_its_own_trainer(service):
     sharing = SharingService(service, share=False)
     try:

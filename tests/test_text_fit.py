@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 from marginlab.figures import figure_html, target_probability_figure
+from marginlab.figures.style import TITLE_PAD_PX
 from marginlab.text_fit import caption_html, fit_text_js, split_caption
 
 
@@ -15,7 +16,8 @@ def test_the_caption_is_taken_out_and_the_title_kept():
     caption = split_caption(fig)
     assert caption and "C−1 = 9" in caption
     assert fig.layout.title.subtitle.text is None and fig.layout.title.text == title
-    assert fig.layout.title.automargin  # the rest of the title's layout is untouched
+    # the rest of the title's layout is untouched: hung from the figure's top edge
+    assert fig.layout.title.yref == "container" and fig.layout.title.pad.t == TITLE_PAD_PX
     assert split_caption(fig) is None  # taken once
 
 

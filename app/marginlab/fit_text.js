@@ -5,12 +5,15 @@
 // Only the browser knows how wide a figure is (a third of a 1280 px laptop, half of a 1600 px
 // projector, a whole exported page), so titles, axis titles, panel titles and legend entries
 // are wrapped here, at word boundaries, to the width they are given; plotly's own automargin
-// then makes room for the extra lines. The figure JSON from Python stays unwrapped.
+// then makes room for the extra lines of axis titles, and the top margin is set here to what the
+// title, subtitle and panel titles take as drawn. The figure JSON from Python stays unwrapped.
 
 const FIT_PAD = 12; // px kept free at a text's ends
 const FIT_MIN = 60; // never wrap to less than this (a word per line helps nobody)
 const FIT_LEGEND_SYMBOL = 48; // a legend entry's symbol and gaps before its text
 const FIT_RIGHT_LEGEND = 0.34; // a vertical legend may take this share of the width
+const FIT_TITLE_GAP = 10; // px between the title block and what is below it (style.TITLE_GAP_PX)
+const FIT_PANEL_GAP = 6; // px under the panel titles, above the plot area
 let fitCanvas = null;
 
 function fitTextWidth(text, font) {
@@ -95,8 +98,7 @@ function fitRooms(gd, source) {
   return { rooms, legendRoom, legendFont: legend.font };
 }
 
-// Panel titles (annotations above the plot area) need room between the figure title and
-// the plot: the title's bottom pad, grown to the tallest of them as drawn.
+// Panel titles (annotations above the plot area): the tallest of them as drawn.
 function fitPanelTitleRoom(gd) {
   let tallest = 0;
   (gd._fullLayout.annotations ?? []).forEach((ann, k) => {
@@ -105,6 +107,35 @@ function fitPanelTitleRoom(gd) {
     if (el) tallest = Math.max(tallest, el.getBoundingClientRect().height);
   });
   return tallest;
+}
+
+// The drawn title block (title and subtitle) hangs from the figure's top edge; plotly.js lifts
+// a wrapped title by its extra lines (out of the figure), so its y is corrected by what is
+// measured. Returns the title's y (null: nothing to correct) and the top margin the block and
+// the panel titles under it take (null for a figure with neither: its margin is left alone).
+function fitTitleBlock(gd) {
+  const fl = gd._fullLayout;
+  const top = gd.getBoundingClientRect().top;
+  let first = Infinity;
+  let bottom = 0;
+  for (const el of gd.querySelectorAll(".g-gtitle text")) {
+    const r = el.getBoundingClientRect();
+    if (!(r.height > 0) || !(el.textContent ?? "").trim()) continue;
+    first = Math.min(first, r.top - top);
+    bottom = Math.max(bottom, r.bottom - top);
+  }
+  let y = null;
+  const title = fl.title ?? {};
+  if (bottom && title.yref === "container" && title.yanchor === "top" && fl.height > 0) {
+    let lift = (title.pad?.t ?? 0) - first; // > 0: the block starts above where it should
+    if (Math.abs(lift) <= 0.5) lift = 0;
+    y = Math.round(((title.y ?? 1) - lift / fl.height) * 1e4) / 1e4; // kept in the plan
+    bottom += lift;
+  }
+  const panels = fitPanelTitleRoom(gd);
+  if (!bottom && !panels) return { y, margin: null };
+  const below = panels ? panels + FIT_PANEL_GAP : 0;
+  return { y, margin: Math.ceil(Math.max(bottom, FIT_PANEL_GAP) + FIT_TITLE_GAP + below) };
 }
 
 // What the texts should read for these rooms: {layout: {path: [original, fitted]},
@@ -117,11 +148,13 @@ function fitPlan(source, gd) {
     const text = fitGet(source.layout, path);
     if (typeof text === "string" && text) layout[path] = [text, fitWrap(text, font, room)];
   }
-  const panels = fitPanelTitleRoom(gd);
-  if (panels > 0 && typeof source.layout.title === "object") {
-    const pad = fitGet(source.layout, "title.pad.b") ?? 0;
-    layout["title.pad.b"] = [pad, Math.max(pad, Math.ceil(panels) + 8)];
+  const block = fitTitleBlock(gd);
+  const sourceTop = fitGet(source.layout, "margin.t");
+  if (block.margin != null && typeof sourceTop === "number") {
+    layout["margin.t"] = [sourceTop, block.margin];
   }
+  const sourceY = fitGet(source.layout, "title.y");
+  if (block.y != null && typeof sourceY === "number") layout["title.y"] = [sourceY, block.y];
   const names = source.names.map((name) => [name, fitWrap(name, legendFont, legendRoom)]);
   return { layout, names };
 }
@@ -160,7 +193,6 @@ function fitApply(plan, layout, data) {
 // second pass may wrap once more). Returns the plan, to apply before the next update.
 async function fitFigure(gd, source) {
   let plan = null;
-  let titled = false;
   for (let pass = 0; pass < 3 && gd._fullLayout; pass += 1) {
     plan = fitPlan(source, gd);
     const layoutUpdate = {};
@@ -174,12 +206,6 @@ async function fitFigure(gd, source) {
     if (!Object.keys(layoutUpdate).length && !changed.length) break;
     const traceUpdate = changed.length ? { name: changed.map((i) => plan.names[i][1]) } : {};
     await window.Plotly.update(gd, traceUpdate, layoutUpdate, changed.length ? changed : undefined);
-    titled ||= "title.text" in layoutUpdate || "title.pad.b" in layoutUpdate;
-  }
-  if (titled && gd._fullLayout) {
-    // plotly.js places the title before automargin has grown the top margin for its new
-    // lines; any relayout places it again against the final margins.
-    await window.Plotly.relayout(gd, { "title.automargin": gd._fullLayout.title?.automargin ?? false });
   }
   return plan;
 }

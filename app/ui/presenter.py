@@ -20,10 +20,14 @@ PAGE_CSS = """
 }
 """
 # Presenter mode: the numbers are what the room reads, so they grow most; labels a little.
+# A metric's label and value are drawn in <p> elements too: their rules name stMain as well,
+# so that they outrank the paragraph rule (which otherwise drew both at 1.3rem).
 PRESENTER_CSS = """
 [data-testid="stMain"] p, [data-testid="stMain"] li { font-size: 1.3rem; }
-[data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * { font-size: 1.1rem; }
-[data-testid="stMetricValue"], [data-testid="stMetricValue"] * { font-size: 2.4rem; }
+[data-testid="stMain"] [data-testid="stMetricLabel"],
+[data-testid="stMain"] [data-testid="stMetricLabel"] * { font-size: 1.1rem; }
+[data-testid="stMain"] [data-testid="stMetricValue"],
+[data-testid="stMain"] [data-testid="stMetricValue"] * { font-size: 2.4rem; }
 [data-testid="stMain"] h1 { font-size: 3rem; }
 """
 

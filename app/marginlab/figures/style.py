@@ -142,28 +142,47 @@ BOTTOM_LEGEND: dict = {
 CLASS_LEGEND: dict = {**BOTTOM_LEGEND, "title": {"text": "Classes", "side": "top"}}
 
 
+# The title hangs from the figure's top edge (yref "container"), so it can never leave the
+# figure; the top margin below it is made to fit what it wraps to. plotly.js's own title
+# automargin is off: with a subtitle it oscillated ("Too many auto-margin redraws", up to 1.5 s
+# a redraw of the training curves in chromium) and still left titles above the figure.
+TITLE_PAD_PX = 8  # from the figure's top edge to the title
+TITLE_GAP_PX = 10  # from the title (and subtitle) to what is below it
+TITLE_LINE_PX = 24  # a title line at the template's title font, for the first estimate
+SUBTITLE_LINE_PX = 18
+
+
+def title_margin(title: str, subtitle: str | None) -> int:
+    """A first estimate of the top margin a title and subtitle need (one line each); in the
+    browser, fit_text.js measures the wrapped texts and sets the margin they really take."""
+    lines = TITLE_LINE_PX * (1 + title.count("<br>")) if title else 0
+    if subtitle:
+        lines += SUBTITLE_LINE_PX * (1 + subtitle.count("<br>"))
+    return TITLE_PAD_PX + lines + TITLE_GAP_PX
+
+
 def base_layout(title: str, subtitle: str | None = None, **extra) -> dict:
     """Layout shared by all figures: title (+ subtitle), white template, constant uirevision.
 
-    Room is made by plotly itself (automargin) for whatever the browser needs: the title sits
-    just above the plot area and pushes the top margin for as many lines as it wraps to (the
-    app wraps long texts to the figure's width: fit_text.js), axes push theirs for wrapped
-    titles and long tick labels, and the legend sits under it all.
+    The title sits at the figure's top edge and the plot area below it; in the browser the app
+    wraps long texts to the figure's width and sets the top margin to what the wrapped title,
+    subtitle and any panel titles take (fit_text.js). Axes make their own room (automargin) for
+    wrapped titles and long tick labels, and the legend sits under it all.
     """
     layout: dict = {
         "title": {
             "text": title,
             "x": 0.01,
             "xanchor": "left",
-            "yref": "paper",
+            "yref": "container",
             "y": 1.0,
-            "yanchor": "bottom",
-            "automargin": True,
-            "pad": {"t": 8, "b": 12},  # t: clear of the figure's top edge
+            "yanchor": "top",
+            "automargin": False,
+            "pad": {"t": TITLE_PAD_PX},
         },
         "template": TEMPLATE,
         "uirevision": UIREVISION,
-        "margin": {"l": 60, "r": 20, "t": 30, "b": 40},
+        "margin": {"l": 60, "r": 20, "t": title_margin(title, subtitle), "b": 40},
         "legend": BOTTOM_LEGEND,
     }
     if subtitle:

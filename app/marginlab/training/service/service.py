@@ -24,6 +24,7 @@ a core and made every button wait for a tick).
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing
 import multiprocessing.spawn
 import os
@@ -40,6 +41,7 @@ from marginlab.training.service.pipe_worker import COMMAND_TIMEOUT_S, WORKER_NAM
 DEFAULT_TTL_S = 120.0  # as Streamlit keeps a closed tab's session (server.disconnectedSessionTTL)
 ENV_SESSION_TTL = "MARGINLAB_SESSION_TTL"  # seconds; a short one for tests and benchmarks
 CREATE_TIMEOUT_S = 600.0  # building may download a data set
+_log = logging.getLogger(__name__)
 
 
 def _spawn_without_main() -> None:
@@ -204,4 +206,7 @@ class TrainingService:
             now = time.monotonic()
             for handle in self.handles():
                 if now - handle.last_touch > self.ttl:
-                    self.close(handle)
+                    try:
+                        self.close(handle)
+                    except Exception:  # the thread goes on: the other trainers still end
+                        _log.exception("ending trainer %s failed", handle.id)

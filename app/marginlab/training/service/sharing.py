@@ -24,6 +24,7 @@ trainer forked from the shared one (session.py says what each button does).
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import pickle
 import threading
@@ -44,6 +45,7 @@ from marginlab.training.service.service import CREATE_TIMEOUT_S, TrainingService
 from marginlab.training.service.session import SessionHandle
 
 ENV_SHARED_RUNS = "MARGINLAB_SHARED_RUNS"
+_log = logging.getLogger(__name__)
 GRANT_POLL_S = 2.0  # how often the queue and the session TTL are looked at without a nudge
 
 
@@ -288,22 +290,28 @@ class SharingService:
             self._wake.clear()
             if self._closing.is_set():
                 return
-            self._reap()
-            while (session := self.slots.first()) is not None:
-                worker = self.slots.reserve(queued=session)
-                if worker is None:
-                    break
-                self._grant(session, worker)
+            try:  # one failure (a worker gone mid-close) must not end the queue and the TTL
+                self._reap()
+                while (session := self.slots.first()) is not None:
+                    worker = self.slots.reserve(queued=session)
+                    if worker is None:
+                        break
+                    self._grant(session, worker)
+            except Exception:
+                _log.exception("the sharing queue thread caught an error and goes on")
 
     def _reap(self) -> None:
         now = time.monotonic()
         for session in self.handles():
             private = session.private
-            if now - session.last_touch > self.service.ttl:
-                self.close(session)
-            elif private is not None and not private.alive and session.worker is not None:
-                self.slots.release(session.worker)  # its worker died: the place is free
-                session.worker = None
+            try:
+                if now - session.last_touch > self.service.ttl:
+                    self.close(session)
+                elif private is not None and not private.alive and session.worker is not None:
+                    self.slots.release(session.worker)  # its worker died: the place is free
+                    session.worker = None
+            except Exception:  # the other sessions are still looked at
+                _log.exception("ending session %s failed", session.id)
 
 
 class _Gone(Exception):
