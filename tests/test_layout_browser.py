@@ -203,12 +203,6 @@ def scrubber_problems(page) -> list[str]:
 
 @pytest.mark.browser
 @pytest.mark.usefixtures("one_thread")
-@pytest.mark.xfail(
-    reason="issue 14 is open: after the training-service merge chromium reports about 95 texts "
-    "(mostly figure titles at the top edge, and the training curves' panel titles) a few pixels "
-    "outside their figure; the check stays in to show when they are fixed",
-    strict=False,
-)
 def test_every_page_fits_a_laptop_and_a_projector(tmp_path: Path) -> None:
     require_chromium()
     pages = chosen_pages()
