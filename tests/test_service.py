@@ -219,3 +219,24 @@ def test_sigkill_of_the_server_leaves_no_worker_and_no_shared_memory(tmp_path):
         if any(pid in name for pid in pids) or name.startswith(("psm_", "mp-", "sem.mp-"))
     }
     assert not left, f"shared memory left behind: {sorted(left)}"
+
+
+def test_a_page_that_redraws_slowly_gets_fewer_live_snapshots(service):
+    """pace(): the worker takes live snapshots no more often than the page redraws (a
+    snapshot costs as much as a few steps). Counted in the trainer's own history, which
+    keeps every snapshot it took (its scheduled ones every 25 steps besides)."""
+    config = default_config("arcface", 2, **{**FAST, "snapshot_every": 100_000})
+    counts = {}
+    for redraw in (0.25, 1.5):
+        handle = service.create(new_run(config))
+        try:
+            handle.pace(redraw)
+            handle.play()
+            time.sleep(6.0)
+            handle.pause()
+            counts[redraw] = len(handle.runs[0].history)
+        finally:
+            service.close(handle)
+    # one per redraw (at 0, 1.5, ... 6 s), plus the one at creation and the Pause: 7
+    assert counts[1.5] <= 8
+    assert counts[1.5] < counts[0.25]

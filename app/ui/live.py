@@ -34,6 +34,9 @@ TICK_SECONDS = 0.35  # shortest time between redraws while playing (the worker t
 # thread and chromium busy without a break, and a slider move took 30 s to reach the URL.)
 DRAW_SHARE = 0.3
 _DRAW_SECONDS = "live_draw_seconds"  # session_state: a running mean of the redraw's duration
+_LAST_REDRAW = "live_last_redraw"  # session_state: when the live panel last redrew
+_REDRAW_INTERVAL = "live_redraw_interval"  # ...and a running mean of the time between redraws
+PAUSE_GAP_S = 10.0
 KEEPALIVE_SECONDS = 30.0  # a paused page tells the service it is still there
 # A picklable recipe for the trainer, built in the worker (see training.service.builders).
 Recipe = Callable[[list[RunConfig]], Callable[[], Any]]
@@ -158,6 +161,19 @@ def run_every(live: LiveTraining) -> float | None:
     if not live.playing:
         return None
     return max(TICK_SECONDS, st.session_state.get(_DRAW_SECONDS, 0.0) / DRAW_SHARE)
+
+
+def redraw_interval() -> float:
+    """Seconds between this session's live redraws as they really come (a running mean; a gap
+    of over PAUSE_GAP_S is a pause, not a redraw interval). Call once per redraw."""
+    now = time.monotonic()
+    last = st.session_state.get(_LAST_REDRAW)
+    mean = st.session_state.get(_REDRAW_INTERVAL, TICK_SECONDS)
+    st.session_state[_LAST_REDRAW] = now
+    if last is not None and now - last < PAUSE_GAP_S:
+        mean = 0.7 * mean + 0.3 * (now - last)
+        st.session_state[_REDRAW_INTERVAL] = mean
+    return mean
 
 
 def timed_draw(draw: Callable[[], None]) -> None:

@@ -22,6 +22,7 @@ from ui.live import (
     Recipe,
     keepalive,
     live_training,
+    redraw_interval,
     run_every,
     timed_draw,
     transport,
@@ -68,6 +69,7 @@ def live_page(
     @st.fragment(run_every=run_every(live))
     def live_panel() -> None:
         live.handle.touch()
+        live.handle.pace(redraw_interval())  # no more snapshots than this page draws
         if playing_when_drawn and not live.playing:  # it stopped by itself: redraw the buttons
             st.rerun(scope="app")
         timed_draw(lambda: draw(live))

@@ -10,7 +10,14 @@
 // (modebar, hover labels) into document.head, which would not reach inside a shadow root.
 
 // One store per page, shared by every instance and kept across reruns.
-const S = (window.__livePlotly ??= { loading: null, groups: new Map() });
+const S = (window.__livePlotly ??= { loading: null, groups: new Map(), nextFree: 0 });
+
+// The page's plots together keep the browser's main thread at most this busy with drawing:
+// after a redraw of d ms, the next of any plot waits d * DRAW_IDLE_FACTOR ms. Without it a Lab
+// of five plots on a 2-core laptop was drawing all the time (about 1.2 s per round), and a
+// click on Pause, a slider move and Streamlit's own rendering queued behind the plots for
+// seconds. A plot still shows the newest figure: waiting updates collapse into one.
+const DRAW_IDLE_FACTOR = 1.0;
 
 const GL3D_TYPES = new Set([
   "scatter3d",
@@ -206,12 +213,22 @@ function showError(div, err) {
 // and a drag is never interrupted by a redraw that could snap the camera back.
 async function pump(div) {
   const st = div.__lp;
-  if (!st || st.busy || st.dragging || !st.pending) return;
+  if (!st || st.busy || st.dragging || !st.pending || st.waitTimer) return;
+  const wait = S.nextFree - performance.now();
+  if (wait > 0) {
+    st.waitTimer = setTimeout(() => {
+      st.waitTimer = 0;
+      pump(div);
+    }, wait);
+    return;
+  }
   const msg = st.pending;
   st.pending = null;
   st.busy = true;
+  let started = performance.now();
   try {
     const Plotly = await loadPlotly(msg.src);
+    started = performance.now(); // loading plotly.js once is not drawing
     if (!div.isConnected || div.__lp !== st) return; // unmounted while loading
     const fig = msg.fig;
     fig.layout ??= {};
@@ -245,6 +262,8 @@ async function pump(div) {
     showError(div, err);
   } finally {
     st.busy = false;
+    const now = performance.now();
+    S.nextFree = Math.max(S.nextFree, now + (now - started) * DRAW_IDLE_FACTOR);
     if (st.pending) requestAnimationFrame(() => pump(div));
   }
 }
@@ -280,6 +299,7 @@ function purge(div) {
   div.__lp = null;
   st.group?.divs.delete(div);
   if (st.liveFrame) cancelAnimationFrame(st.liveFrame);
+  if (st.waitTimer) clearTimeout(st.waitTimer);
   for (const [type, fn] of st.windowListeners) window.removeEventListener(type, fn, true);
   st.resizeObserver.disconnect();
   st.errorEl?.remove();
@@ -305,6 +325,7 @@ function initDiv(div) {
     resizeObserver: null,
     fitSource: null,
     fitPlan: null,
+    waitTimer: 0,
   };
   div.__lp = st;
   // plotly's `responsive` only follows window resizes; a plot that first rendered in a

@@ -91,6 +91,9 @@ class RunView:
         self._history.extend(snapshots)
 
 
+PACE_TOLERANCE = 0.25
+
+
 class TrainerHandle:
     """One session's trainer (a run or a lock-step comparison) in a worker of the service."""
 
@@ -110,6 +113,7 @@ class TrainerHandle:
         self.version = 0  # counts updates: a page can tell whether anything changed
         self.last_touch = time.monotonic()
         self._params_version = 0
+        self._pace = 0.0  # the redraw interval last sent to the worker
         self.apply_update(created.update)
 
     @property
@@ -139,6 +143,15 @@ class TrainerHandle:
             with contextlib.suppress(WorkerCrashed):
                 self.apply_update(self._send("pause", None, True))
         return self.steps
+
+    def pace(self, seconds: float) -> None:
+        """The page redraws about every `seconds`: the worker takes live snapshots no more
+        often (sent when it changed by more than a quarter; returns at once)."""
+        last = self._pace
+        if not self.alive or (last and abs(seconds - last) <= PACE_TOLERANCE * last):
+            return
+        self._pace = seconds
+        self._send("pace", float(seconds), False)
 
     def step(self, count: int) -> int:
         """Train `count` steps now (pausing a playing trainer); returns the step count."""

@@ -56,6 +56,7 @@ class SessionHandle:
         self.forked_at: int | None = None  # the shared run's step when this session forked
         self.pending = ""  # "fork" or "fresh" while waiting for a private place
         self.waiting_message = ""
+        self.redraw_seconds = 0.0  # how often its page redraws (0: not said yet)
         self._owner = owner
         self._lock = threading.RLock()
         self.forking = threading.Lock()  # held while a private trainer is made for it
@@ -156,6 +157,16 @@ class SessionHandle:
     def touch(self) -> None:
         self.last_touch = time.monotonic()
         self.target.touch()
+
+    def pace(self, seconds: float) -> None:
+        """The page redraws about every `seconds`. A shared run is paced by the quickest of
+        the pages that follow it live."""
+        self.redraw_seconds = seconds
+        if self.private is not None or self.group is None:
+            self.target.pace(seconds)
+            return
+        live = [s.redraw_seconds for s in list(self.group.followers) if s.live and s.redraw_seconds]
+        self.group.handle.pace(min(live, default=seconds))
 
     # ----- commands -------------------------------------------------------------------------
     def play(self, until: int | None = None) -> None:

@@ -5,8 +5,10 @@ arrives (Pause, a slider) is handled between two steps: Pause is exact, and a ne
 force from the next step. A slot charges the CPU time of its steps and snapshots to itself;
 the worker always steps the playing slot that has used the least (fair by CPU time).
 
-Snapshots for the page: at most one set per `PUSH_INTERVAL_S` (≈ 4 per second, what a page
-can draw), and never more often than keeps their cost under a third of the slot's time, so a
+Snapshots for the page: at most one set per `PUSH_INTERVAL_S` (≈ 4 per second, the most a page
+can draw), or per redraw of the pages that look (`pace`: a page busy drawing five figures
+redraws about once a second, and a snapshot it cannot draw costs as much training as two
+steps), and never more often than keeps their cost under a third of the slot's time, so a
 six-run comparison does not spend its CPU on pictures nobody can see yet. The snapshots a run
 takes on its own schedule (every `snapshot_every` steps) are pushed too.
 """
@@ -22,6 +24,7 @@ from marginlab.training.service.messages import RunInfo, RunUpdate, Update
 from marginlab.training.snapshots import Snapshot
 
 PUSH_INTERVAL_S = 0.25
+MAX_PACE_S = 2.0  # a page that redraws more slowly still gets a snapshot this often
 # A live snapshot may cost at most 1 / SNAPSHOT_COST_FACTOR of the time between two of them.
 SNAPSHOT_COST_FACTOR = 3.0
 
@@ -43,6 +46,7 @@ class Slot:
         self.cpu_seconds = 0.0
         self.params_version = 0
         self._sent: list[Snapshot | None] = [None] * len(self.runs)
+        self.push_interval = PUSH_INTERVAL_S
         self._next_push = 0.0
         self._next_push_cpu = 0.0  # ...and not before the slot has trained this long
         self._skipped_at_play = 0
@@ -93,6 +97,11 @@ class Slot:
     def pause(self) -> None:
         self.playing, self.until = False, None
 
+    def pace(self, seconds: float) -> None:
+        """The pages looking at this slot redraw about every `seconds`: live snapshots no more
+        often than that (within [PUSH_INTERVAL_S, MAX_PACE_S])."""
+        self.push_interval = min(max(float(seconds), PUSH_INTERVAL_S), MAX_PACE_S)
+
     def step(self, count: int) -> None:
         """`count` steps now (the Step button), then a snapshot; pauses a playing slot."""
         self.pause()
@@ -141,7 +150,7 @@ class Slot:
             before = time.thread_time()
             self.snapshot_all()
             cost = time.thread_time() - before
-            self._next_push = time.monotonic() + PUSH_INTERVAL_S
+            self._next_push = time.monotonic() + self.push_interval
             # Paced by the slot's own CPU time too, not only the clock's: with many trainers on
             # a worker the clock mostly runs for the others, and a clock-paced slot would take
             # a snapshot after nearly every one of its steps (bench_classroom.py).

@@ -127,6 +127,8 @@ class Worker:
         elif name == "pause":
             slot.pause()
             slot.snapshot_all()  # the exact state the page will show as Paused
+        elif name == "pace":
+            slot.pace(float(payload))
         elif name == "step":
             slot.step(int(payload))
         elif name == "set_params":
