@@ -159,7 +159,8 @@ def part_c(base_url: str) -> None:
         value = float(m2.input_value())
 
         def drawn() -> float:
-            title = plot(page, "lab_view")["title"]
+            state = plot(page, "lab_view")  # None while a remounted plot draws its first figure
+            title = state["title"].replace("<br>", " ") if state else ""
             return float(title.split("m = ")[1].split()[0]) if "m = " in title else -1.0
 
         def moves(count: int) -> None:
