@@ -336,7 +336,13 @@ def test_compare_trains_six_losses(app_url: str, tmp_path: Path) -> None:
         press(page, "Pause", then="Play")
         rows = page.evaluate(TABLE_JS)
         assert len(rows) == 7 and len({r[1] for r in rows[1:]}) == 1, rows  # lock-step
-        assert all(plot(page, k)["updates"] > first[k] for k in keys)
+        # Every plot redraws (the page's plots take turns, so some may still be waiting).
+        wait_until(
+            page,
+            lambda: all(plot(page, k)["updates"] > first[k] for k in keys),
+            "all six plots to redraw",
+            60,
+        )
         page.screenshot(path=tmp_path / "compare.png", full_page=True)
         assert_no_exception(page)
 
