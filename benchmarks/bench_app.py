@@ -56,6 +56,7 @@ from test_app_live_browser import (  # noqa: E402
     press,
     slider,
     step_of,
+    title_of,
     wait_until,
 )
 
@@ -159,8 +160,7 @@ def part_c(base_url: str) -> None:
         value = float(m2.input_value())
 
         def drawn() -> float:
-            state = plot(page, "lab_view")  # None while a remounted plot draws its first figure
-            title = state["title"].replace("<br>", " ") if state else ""
+            title = title_of(page, "lab_view")
             return float(title.split("m = ")[1].split()[0]) if "m = " in title else -1.0
 
         def moves(count: int) -> None:

@@ -215,7 +215,8 @@ async function pump(div) {
   const st = div.__lp;
   if (!st || st.busy || st.dragging || !st.pending || st.waitTimer) return;
   const wait = S.nextFree - performance.now();
-  if (wait > 0) {
+  if (wait > 0 && st.updates > 0) {
+    // (A plot that shows nothing yet, just mounted, draws at once.)
     st.waitTimer = setTimeout(() => {
       st.waitTimer = 0;
       pump(div);
