@@ -77,6 +77,13 @@ PLOT_JS = """key => {
   };
 }"""
 
+# Marks every live plot's element; a remounted plot is a new element without the mark.
+TAG_PLOTS_JS = """() => {
+  for (const d of document.querySelectorAll('div.live-plotly')) d.__tag = 1;
+}"""
+UNTAGGED_PLOTS_JS = """() => [...document.querySelectorAll('div.live-plotly')]
+  .filter((d) => !d.__tag).map((d) => d.dataset.key)"""
+
 # The Compare page's metrics table, from the accessible <table> st.dataframe keeps beside
 # its canvas: one list of cell texts per row, header first.
 TABLE_JS = """() => {
@@ -252,6 +259,7 @@ def test_a_slider_burst_while_playing_shows_in_the_picture_and_the_url(
         wait_until(page, lambda: step_of(page) >= 5, "the run to play")
         m2 = slider(page, "m2 (additive angle, rad)")
         expected = round(float(m2.input_value()) + 0.05, 2)
+        page.evaluate(TAG_PLOTS_JS)
         m2.focus()
         for _ in range(5):  # a burst, one step (0.01 rad) each
             page.keyboard.press("ArrowRight")
@@ -263,6 +271,9 @@ def test_a_slider_burst_while_playing_shows_in_the_picture_and_the_url(
         wait_until(page, lambda: step_of(page) > at_change, "training to go on")
         assert button(page, "Pause").is_visible()
         assert f"m2={expected:g}" in page.url and label in title_of(page, "lab_view")
+        # The same plot elements throughout: a message appearing above them (the fork waiting
+        # for its place) used to shift them, and Streamlit remounted all five.
+        assert page.evaluate(UNTAGGED_PLOTS_JS) == []
         page.screenshot(path=tmp_path / "burst.png")
         assert_no_exception(page)
 

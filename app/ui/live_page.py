@@ -56,11 +56,15 @@ def live_page(
     if notice:
         st.info(plain(notice), icon=":material/info:")  # the data set's own words
     transport(live, slot, speed=speed)
+    # Both slots are always there: a message that appears (a fork waits a moment in the queue
+    # for its place) would otherwise shift every element below it, and Streamlit remounts
+    # shifted plots (a blank plot, a lost 3-D camera) on a slider move while playing.
+    sharing_slot, error_slot = st.empty(), st.empty()
     sharing = getattr(live.handle, "notice", "")  # a shared run, or a queue for a place
     if sharing:
-        st.caption(sharing)
+        sharing_slot.caption(sharing)
     if live.error:
-        st.error(live.error, icon=":material/error:")
+        error_slot.error(live.error, icon=":material/error:")
     if below_transport is not None:
         below_transport(live)
     keepalive(live)
