@@ -168,21 +168,26 @@ def redraw_interval() -> float:
     of over PAUSE_GAP_S is a pause, not a redraw interval). Call once per redraw."""
     now = time.monotonic()
     last = st.session_state.get(_LAST_REDRAW)
-    mean = st.session_state.get(_REDRAW_INTERVAL, TICK_SECONDS)
     st.session_state[_LAST_REDRAW] = now
     if last is not None and now - last < PAUSE_GAP_S:
-        mean = 0.7 * mean + 0.3 * (now - last)
-        st.session_state[_REDRAW_INTERVAL] = mean
-    return mean
+        return _fold(_REDRAW_INTERVAL, now - last, start=TICK_SECONDS)
+    return st.session_state.get(_REDRAW_INTERVAL, TICK_SECONDS)
 
 
 def timed_draw(draw: Callable[[], None]) -> None:
     """Run one redraw and fold its duration into the session's running mean."""
     start = time.perf_counter()
     draw()
-    seconds = time.perf_counter() - start
-    mean = st.session_state.get(_DRAW_SECONDS)
-    st.session_state[_DRAW_SECONDS] = seconds if mean is None else 0.7 * mean + 0.3 * seconds
+    _fold(_DRAW_SECONDS, time.perf_counter() - start)
+
+
+def _fold(key: str, value: float, *, start: float | None = None) -> float:
+    """Fold `value` into the session's running mean under `key` (the mean so far is `start`
+    when there is none yet; with no `start`, the first value is the mean) and return it."""
+    mean = st.session_state.get(key, start)
+    mean = value if mean is None else 0.7 * mean + 0.3 * value
+    st.session_state[key] = mean
+    return mean
 
 
 def keepalive(live: LiveTraining) -> None:
