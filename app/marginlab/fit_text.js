@@ -144,7 +144,9 @@ function fitTitleBlock(gd) {
 function fitPlan(source, gd) {
   const { rooms, legendRoom, legendFont } = fitRooms(gd, source);
   const layout = {};
+  const roomOf = {};
   for (const [path, room, font] of rooms) {
+    roomOf[path] = [room, font];
     const text = fitGet(source.layout, path);
     if (typeof text === "string" && text) layout[path] = [text, fitWrap(text, font, room)];
   }
@@ -156,7 +158,7 @@ function fitPlan(source, gd) {
   const sourceY = fitGet(source.layout, "title.y");
   if (block.y != null && typeof sourceY === "number") layout["title.y"] = [sourceY, block.y];
   const names = source.names.map((name) => [name, fitWrap(name, legendFont, legendRoom)]);
-  return { layout, names };
+  return { layout, names, rooms: roomOf, legend: [legendRoom, legendFont] };
 }
 
 // The figure's original texts: what fitPlan wraps (never the wrapped ones).
@@ -176,16 +178,26 @@ function fitSet(obj, path, value) {
   parent[last] = value;
 }
 
-// Writes a previous plan into a figure about to be drawn, where its texts are unchanged:
-// a live update then usually needs no second pass.
+// Writes a previous plan into a figure about to be drawn: its fitted texts where the texts are
+// unchanged, and a changed text (a title naming the new m) wrapped to the room its place had.
+// A live update then usually needs no second pass: each pass redraws the whole plot, and a
+// slider move while playing took three (half a second for the Lab's circle).
 function fitApply(plan, layout, data) {
   if (!plan) return;
   for (const [path, [original, fitted]] of Object.entries(plan.layout)) {
     if ((fitGet(layout, path) ?? 0) === original) fitSet(layout, path, fitted);
   }
+  for (const [path, [room, font]] of Object.entries(plan.rooms ?? {})) {
+    const text = fitGet(layout, path);
+    if (typeof text === "string" && text && text !== plan.layout[path]?.[1]) {
+      fitSet(layout, path, fitWrap(text, font, room));
+    }
+  }
+  const [legendRoom, legendFont] = plan.legend ?? [];
   (data ?? []).forEach((t, i) => {
     const [original, fitted] = plan.names[i] ?? [];
     if (t.name === original && fitted != null) t.name = fitted;
+    else if (typeof t.name === "string" && legendRoom != null) t.name = fitWrap(t.name, legendFont, legendRoom);
   });
 }
 

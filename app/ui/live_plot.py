@@ -193,6 +193,9 @@ def live_plotly(
         "camera_key": camera_key,
         "config": dict(config or {}),
         "src": plotly_js_url(),
+        # The user changed something (a full rerun, not a live tick of a fragment): the
+        # frontend draws it ahead of the page's live updates.
+        "urgent": _full_rerun(),
     }
     # One UTF-8 JSON document sent as raw bytes: the figure JSON is spliced in as is,
     # instead of being parsed and re-escaped inside another JSON string.
@@ -201,6 +204,12 @@ def live_plotly(
     _component(key=key, data=payload, height=int(height), width="stretch")
     if caption and text:
         st.caption(caption_markdown(text))
+
+
+def _full_rerun() -> bool:
+    """True in a run of the whole script, False in a fragment's own rerun (a live tick)."""
+    ctx = get_script_run_ctx()
+    return ctx is None or not ctx.fragment_ids_this_run
 
 
 def caption_markdown(text: str) -> str:

@@ -9,14 +9,29 @@
 // The component is mounted with isolate_styles=False: plotly.js injects its stylesheet
 // (modebar, hover labels) into document.head, which would not reach inside a shadow root.
 
-// One store per page, shared by every instance and kept across reruns.
-const S = (window.__livePlotly ??= { loading: null, groups: new Map(), nextFree: 0 });
+// One store per page, shared by every instance and kept across reruns. `lane` holds the plots
+// waiting for their turn to draw (see below); `drawing` is true while one of them draws.
+const S = (window.__livePlotly ??= {
+  loading: null,
+  groups: new Map(),
+  nextFree: 0,
+  lane: [],
+  drawing: false,
+  laneTimer: 0,
+});
 
-// The page's plots together keep the browser's main thread at most this busy with drawing:
-// after a redraw of d ms, the next of any plot waits d * DRAW_IDLE_FACTOR ms. Without it a Lab
-// of five plots on a 2-core laptop was drawing all the time (about 1.2 s per round), and a
-// click on Pause, a slider move and Streamlit's own rendering queued behind the plots for
-// seconds. A plot still shows the newest figure: waiting updates collapse into one.
+// The page's plots take turns, one lane for all of them, and together keep the browser's main
+// thread at most this busy with drawing: after a redraw of d ms, the next plot waits
+// d * DRAW_IDLE_FACTOR ms. Without it a Lab of five plots on a 2-core laptop was drawing all the
+// time (about 1.2 s per round), and a click on Pause, a slider move and Streamlit's own
+// rendering queued behind the plots for seconds. A plot still shows the newest figure: waiting
+// updates collapse into one, and a plot keeps its place in the lane while they do.
+//
+// The turns go in order of arrival (each plot racing for the next free moment with its own
+// timer let one plot lose round after round: a slider move took seconds to reach the picture
+// the user was looking at). An urgent update (the user changed something: a full rerun, not a
+// live tick) goes ahead of every live tick and without the idle wait; so does a plot that shows
+// nothing yet.
 const DRAW_IDLE_FACTOR = 1.0;
 
 const GL3D_TYPES = new Set([
@@ -208,21 +223,58 @@ function showError(div, err) {
   st.errorEl.textContent = `live_plotly: ${err?.message ?? err}`;
 }
 
-// Applies the newest pending figure. Updates that arrive while plotly is drawing (or while
-// the user holds the mouse button on the plot) collapse into one: only the latest is drawn,
-// and a drag is never interrupted by a redraw that could snap the camera back.
-async function pump(div) {
-  const st = div.__lp;
-  if (!st || st.busy || st.dragging || !st.pending || st.waitTimer) return;
+// Puts a plot with a new pending figure in the lane (or moves it up, when the figure is urgent
+// and its place was among the live ticks), then lets the lane go on.
+function enqueue(div, urgent) {
+  const lane = S.lane;
+  const at = lane.findIndex((entry) => entry.div === div);
+  if (at >= 0) {
+    if (!urgent || lane[at].urgent) return schedule();
+    lane.splice(at, 1);
+  }
+  const entry = { div, urgent };
+  if (urgent) {
+    clearTimeout(S.laneTimer); // a live tick was waiting for the page's next free moment
+    S.laneTimer = 0;
+    const firstTick = lane.findIndex((e) => !e.urgent);
+    lane.splice(firstTick < 0 ? lane.length : firstTick, 0, entry);
+  } else {
+    lane.push(entry);
+  }
+  schedule();
+}
+
+// Draws the first plot in the lane that can draw now: not one the user holds the mouse on (a
+// drag is never interrupted by a redraw that could snap the camera back), not one busy fitting
+// its texts. A live tick waits for the page's next free moment.
+function schedule() {
+  if (S.drawing || S.laneTimer) return;
+  S.lane = S.lane.filter(({ div }) => div.isConnected && div.__lp?.pending);
+  const at = S.lane.findIndex(({ div }) => !div.__lp.dragging && !div.__lp.busy);
+  if (at < 0) return;
+  const entry = S.lane[at];
   const wait = S.nextFree - performance.now();
-  if (wait > 0 && st.updates > 0) {
-    // (A plot that shows nothing yet, just mounted, draws at once.)
-    st.waitTimer = setTimeout(() => {
-      st.waitTimer = 0;
-      pump(div);
+  if (wait > 0 && !entry.urgent && entry.div.__lp.updates > 0) {
+    S.laneTimer = setTimeout(() => {
+      S.laneTimer = 0;
+      schedule();
     }, wait);
     return;
   }
+  S.lane.splice(at, 1);
+  S.drawing = true;
+  draw(entry.div).finally(() => {
+    S.drawing = false;
+    // Let the browser paint this plot (and handle input) before the next one draws: chained
+    // at once, the five urgent redraws after a slider move were one long task of half a
+    // second, and the first picture only showed at its end.
+    requestAnimationFrame(() => setTimeout(schedule, 0));
+  });
+}
+
+// Applies the plot's newest pending figure.
+async function draw(div) {
+  const st = div.__lp;
   const msg = st.pending;
   st.pending = null;
   st.busy = true;
@@ -265,7 +317,7 @@ async function pump(div) {
     st.busy = false;
     const now = performance.now();
     S.nextFree = Math.max(S.nextFree, now + (now - started) * DRAW_IDLE_FACTOR);
-    if (st.pending) requestAnimationFrame(() => pump(div));
+    if (st.pending) enqueue(div, Boolean(st.pending.urgent));
   }
 }
 
@@ -290,7 +342,7 @@ async function refit(div) {
     console.warn("live_plotly: text fit failed", err);
   } finally {
     st.busy = false;
-    if (st.pending) requestAnimationFrame(() => pump(div));
+    schedule();
   }
 }
 
@@ -300,7 +352,7 @@ function purge(div) {
   div.__lp = null;
   st.group?.divs.delete(div);
   if (st.liveFrame) cancelAnimationFrame(st.liveFrame);
-  if (st.waitTimer) clearTimeout(st.waitTimer);
+  S.lane = S.lane.filter((entry) => entry.div !== div);
   for (const [type, fn] of st.windowListeners) window.removeEventListener(type, fn, true);
   st.resizeObserver.disconnect();
   st.errorEl?.remove();
@@ -326,7 +378,6 @@ function initDiv(div) {
     resizeObserver: null,
     fitSource: null,
     fitPlan: null,
-    waitTimer: 0,
   };
   div.__lp = st;
   // plotly's `responsive` only follows window resizes; a plot that first rendered in a
@@ -355,7 +406,7 @@ function initDiv(div) {
     setTimeout(() => {
       if (st.press !== press) return; // a new press (double click) started meanwhile
       st.dragging = false;
-      pump(div);
+      schedule();
     }, 0);
   };
   // A button released outside the window sends no pointerup: a move without buttons ends
@@ -387,7 +438,7 @@ export default function ({ parentElement, data }) {
     div.dataset.key = msg.key;
     div.style.height = `${msg.height}px`;
     st.pending = msg;
-    pump(div);
+    enqueue(div, Boolean(msg.urgent));
   }
   // Streamlit also calls this cleanup for superseded invocations while the element stays
   // mounted; only a div that has really left the page is purged.
