@@ -160,6 +160,47 @@ def test_camera_and_zoom_survive_live_updates(tmp_path: Path) -> None:
 
 
 @pytest.mark.browser
+def test_a_changed_title_is_wrapped_before_it_is_drawn(tmp_path: Path) -> None:
+    """A live title that names the tick changes on every update: it goes in wrapped to the
+    plot's width, so the text fit needs no second pass (each pass redraws the whole plot)."""
+    require_chromium()
+    with streamlit_server(DEMO) as base_url, browser_page(width=700) as page:
+        open_app(page, base_url, "/?plots=circle&long=1&every=0.3")
+        page.wait_for_function("document.querySelector('div.live-plotly.js-plotly-plot')")
+        # (The first draws may still move the top margin by a pixel as the fit settles.)
+        first = wait_for_ticks(page, "circle", after=0, ticks=5)
+        page.evaluate(COUNT_FIT_PASSES)
+        later = wait_for_ticks(page, "circle", after=tick_of(first), ticks=4)
+        counted = page.evaluate("() => window.__fitPasses")
+        page.screenshot(path=tmp_path / "wrapped.png")
+    assert later["updates"] > first["updates"]
+    assert "<br>" in later["title"], later["title"]  # the title is wrapped...
+    assert counted["reacts"] >= 3, counted
+    assert counted["wrapped"] == counted["reacts"], counted  # ...in every draw...
+    assert counted["passes"] == 0, counted  # ...with no redraw to fit it
+
+
+# Counts, on the circle plot, the draws (Plotly.react), those that drew a wrapped title, and
+# the text fit's extra passes (Plotly.update).
+COUNT_FIT_PASSES = """() => {
+  const count = (window.__fitPasses = { reacts: 0, wrapped: 0, passes: 0 });
+  const circle = (gd) => gd?.dataset?.key === "circle";
+  const { react, update } = window.Plotly;
+  window.Plotly.react = function (gd, fig, ...rest) {
+    if (circle(gd)) {
+      count.reacts += 1;
+      count.wrapped += String(fig?.layout?.title?.text ?? "").includes("<br>");
+    }
+    return react.call(this, gd, fig, ...rest);
+  };
+  window.Plotly.update = function (gd, ...rest) {
+    if (circle(gd)) count.passes += 1;
+    return update.call(this, gd, ...rest);
+  };
+}"""
+
+
+@pytest.mark.browser
 def test_plotly_js_is_served_without_static_serving(tmp_path: Path) -> None:
     require_chromium()
     # Without server.enableStaticServing (another entry script, a broken config link on

@@ -2,7 +2,8 @@
 
 Run by tests/test_live_plot_browser.py; also handy by hand:
 ``streamlit run tests/apps/live_plot_demo.py``. Query parameters: ``n`` points,
-``every`` seconds per tick, ``plots`` (``sphere,circle,compare``), e.g.
+``every`` seconds per tick, ``plots`` (``sphere,circle,compare``), ``long=1`` for a circle
+title that wraps and names the tick (a text that changes on every update), e.g.
 ``?n=10000&every=0.2&plots=sphere`` for a stress run.
 """
 
@@ -25,6 +26,7 @@ from ui.live_plot import live_plotly  # noqa: E402
 N = int(st.query_params.get("n", 2000))
 EVERY = float(st.query_params.get("every", 0.5))
 PLOTS = set(st.query_params.get("plots", "sphere,circle,compare").split(","))
+LONG = st.query_params.get("long") == "1"
 
 rng = np.random.default_rng(0)
 BASE = rng.normal(size=(N, 3)).astype(np.float32)
@@ -64,8 +66,9 @@ def circle(tick: int) -> go.Figure:
     fig = go.Figure(
         go.Scatter(x=radius * np.cos(angles), y=radius * np.sin(angles), mode="markers")
     )
+    words = " with a title long enough to wrap, twice over, on a plot of any width" * 2
     fig.update_layout(
-        title=f"circle tick {tick}",
+        title=f"circle tick {tick}{words if LONG else ''}",
         margin={"l": 40, "r": 10, "t": 30, "b": 30},
         xaxis={"range": [-1.3, 1.3]},
         yaxis={"range": [-1.3, 1.3]},
