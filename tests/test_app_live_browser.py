@@ -82,6 +82,13 @@ TITLE_JS = """key => {
   return d && d._fullLayout && d._fullLayout.title ? String(d._fullLayout.title.text || '') : '';
 }"""
 
+# The live panel's elements Streamlit marks stale, and those of them drawn faded.
+LIVE_PANEL_STALE_JS = """() => {
+  const stale = [...document.querySelectorAll(
+    '.st-key-live-panel [data-testid="stElementContainer"][data-stale="true"]')];
+  return [stale.length, stale.filter((e) => parseFloat(getComputedStyle(e).opacity) < 0.99).length];
+}"""
+
 # Marks every live plot's element; a remounted plot is a new element without the mark.
 TAG_PLOTS_JS = """() => {
   for (const d of document.querySelectorAll('div.live-plotly')) d.__tag = 1;
@@ -355,6 +362,13 @@ def test_compare_trains_six_losses(app_url: str, tmp_path: Path) -> None:
             "the runs to train on",
             60,
         )
+        # While it plays, the live panel never takes Streamlit's stale look (it blinked).
+        marked = faded = 0
+        for _ in range(40):
+            stale, drawn_faded = page.evaluate(LIVE_PANEL_STALE_JS)
+            marked, faded = marked + stale, faded + drawn_faded
+            page.wait_for_timeout(100)
+        assert faded == 0, f"{faded} faded elements (of {marked} marked stale) in 40 samples"
         press(page, "Pause", then="Play")
         rows = page.evaluate(TABLE_JS)
         assert len(rows) == 7 and len({r[1] for r in rows[1:]}) == 1, rows  # lock-step

@@ -30,6 +30,8 @@ from ui.live import (
 from ui.state import update_config
 from ui.text import plain
 
+LIVE_PANEL_KEY = "live-panel"  # its CSS class, st-key-live-panel, is in ui.presenter.PAGE_CSS
+
 
 def live_page(
     slot: str,
@@ -76,7 +78,8 @@ def live_page(
         live.handle.pace(redraw_interval())  # no more snapshots than this page draws
         if playing_when_drawn and not live.playing:  # it stopped by itself: redraw the buttons
             st.rerun(scope="app")
-        timed_draw(lambda: draw(live))
+        with st.container(key=LIVE_PANEL_KEY):  # never faded (ui.presenter.PAGE_CSS)
+            timed_draw(lambda: draw(live))
 
     live_panel()
     return live

@@ -11,12 +11,19 @@ PRESENTER_FONT = 20
 PRESENTER_MARKER_GROWTH = 1.8
 
 # Every page: Streamlit's 6rem above the title left a large empty band (3.5rem still clears
-# the header's buttons), and a metric label is wrapped instead of cut ("measured m…").
+# the header's buttons), and a metric label is wrapped instead of cut ("measured m…"). The live
+# panel (ui.live_page) never takes Streamlit's stale look (faded to a third while the run that
+# resends an element is under way): the live tick resends its plots, metrics and tables every
+# fraction of a second, and each keeps the newest it has until then. Faded, Compare's lower
+# plots blinked on every tick, which flickers on a projector (bench_app d).
 PAGE_CSS = """
 [data-testid="stMainBlockContainer"] { padding-top: 3.5rem; }
 [data-testid="stMetricLabel"], [data-testid="stMetricLabel"] * {
   white-space: normal !important; overflow: visible !important; text-overflow: clip !important;
   height: auto !important;
+}
+.st-key-live-panel [data-testid="stElementContainer"][data-stale="true"] {
+  opacity: 1 !important; transition: none !important;
 }
 """
 # Presenter mode: the numbers are what the room reads, so they grow most; labels a little.
