@@ -197,7 +197,9 @@ function fitApply(plan, layout, data) {
   (data ?? []).forEach((t, i) => {
     const [original, fitted] = plan.names[i] ?? [];
     if (t.name === original && fitted != null) t.name = fitted;
-    else if (typeof t.name === "string" && legendRoom != null) t.name = fitWrap(t.name, legendFont, legendRoom);
+    else if (typeof t.name === "string" && legendRoom != null) {
+      t.name = fitWrap(t.name, legendFont, legendRoom); // a legend entry that changed
+    }
   });
 }
 

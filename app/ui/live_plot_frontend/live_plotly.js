@@ -30,8 +30,8 @@ const S = (window.__livePlotly ??= {
 // The turns go in order of arrival (each plot racing for the next free moment with its own
 // timer let one plot lose round after round: a slider move took seconds to reach the picture
 // the user was looking at). An urgent update (the user changed something: a full rerun, not a
-// live tick) goes ahead of every live tick and without the idle wait; so does a plot that shows
-// nothing yet.
+// live tick) goes ahead of every live tick and without the idle wait; a plot that shows nothing
+// yet (just mounted) does not wait either.
 const DRAW_IDLE_FACTOR = 1.0;
 
 const GL3D_TYPES = new Set([
