@@ -71,9 +71,15 @@ def test_eval_of_the_saved_run_gives_the_same_metrics(trained, capsys):
     result, path = trained
     assert main(["eval", "--load", str(path), "--json"]) == 0
     evaluated = json.loads(capsys.readouterr().out)
-    same = ("test_acc", "test_loss", "loss", "train_acc", "steps", "config", "init_hash")
-    for field in (*same, "median_lead_deg", "lead_positive", "margin_met", "w_ec_deg"):
+    same = ("test_acc", "loss", "train_acc", "steps", "config", "init_hash", "lead_positive")
+    for field in (*same, "margin_met"):
         assert evaluated[field] == result[field], field
+    # Measured again on the loaded weights (bit for bit the saved ones): the same up to float32
+    # rounding. On an AVX-512 build machine the mean test loss differed in the 8th digit
+    # (2.36090933 against 2.36090932); why the kernels added in another order there was not
+    # looked into.
+    for field in ("test_loss", "median_lead_deg", "w_ec_deg"):
+        assert evaluated[field] == pytest.approx(result[field], rel=1e-6), field
 
 
 def test_compare_json_has_one_entry_per_loss_with_init_hash(capsys):

@@ -143,9 +143,16 @@ def test_the_default_arcface_grid_shows_phases_besides_works():
     exactly as the page trains them: the map is more than one colour (issue: every cell of the
     old map lay between 52 % and 78 %). What each cell shows was measured first
     (benchmarks/README.md, "phase map"); s = 4 is below the scale at which ten classes on a
-    circle can be more than 48 % sure of the right one."""
-    cells = {(4.0, 0.25): "underfits", (16.0, 0.8): "margin too large", (16.0, 0.25): "works"}
-    cells[(64.0, 0.0)] = "collapsed"
+    circle can be more than 48 % sure of the right one.
+
+    m = 0.8 rad (46°) asks more than ten classes on a circle (36° apart) have room for: the
+    runs miss the margin ("margin too large") or, in some seed, lose a class to its neighbours
+    ("collapsed", which the rule checks first). Which of the two a run ends in is decided by
+    float rounding: "margin too large" on the machine the map was measured on, "collapsed" on an
+    AVX-512 build machine (2026-12-01), with the same code and data."""
+    cells = {(4.0, 0.25): {"underfits"}, (16.0, 0.8): {"margin too large", "collapsed"}}
+    cells[(16.0, 0.25)] = {"works"}
+    cells[(64.0, 0.0)] = {"collapsed"}
     seen = {}
     for (s, m), _ in cells.items():
         runs = [
@@ -156,7 +163,7 @@ def test_the_default_arcface_grid_shows_phases_besides_works():
         ]
         seen[(s, m)] = classify(runs)
         assert s in pm.DEFAULT_S and m in pm.DEFAULT_M["m2"]
-    assert seen == cells
+    assert all(seen[cell] in allowed for cell, allowed in cells.items()), seen
     assert len(set(seen.values()) - {"works"}) >= 2
 
 

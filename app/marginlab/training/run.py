@@ -257,7 +257,8 @@ class Run:
         """Accuracy and mean loss (margin included) on the WHOLE test set, eval mode.
 
         A pure function of the weights and hyper-parameters: a saved and reloaded run gives
-        the same numbers bit for bit."""
+        the same numbers (bit for bit on most machines; on an AVX-512 one the mean loss
+        differed in its 8th digit)."""
         self._apply_margin()  # the margin in force at the next step, also right after a load
         return test_set_metrics(self.backbone, self.head, self.data, self.config.dim)
 
