@@ -52,6 +52,8 @@ from marginlab.training.comparison import LockstepComparison  # noqa: E402
 from marginlab.training.run import Run  # noqa: E402
 from marginlab.training.service import worker_count  # noqa: E402
 from test_app_live_browser import (  # noqa: E402
+    PLOT_ELEMENTS,
+    STALE_JS,
     TABLE_JS,
     metric,
     open_lab,
@@ -64,15 +66,6 @@ from test_app_live_browser import (  # noqa: E402
 )
 
 ROWS: list[tuple[str, str, str, str]] = []  # (measure, value, goal or baseline, verdict)
-# Plot containers Streamlit marks stale (a run that will resend them is under way), and
-# those of them drawn faded (its stale look: opacity a third, after half a second), each as
-# [stale, faded]; the live panel opts out of the look (ui.presenter.PAGE_CSS).
-STALE_PLOTS_JS = """() => {
-  const stale = [...document.querySelectorAll(
-    '[data-testid="stElementContainer"][data-stale="true"]')].filter(
-    (e) => e.querySelector('div.live-plotly'));
-  return [stale.length, stale.filter((e) => parseFloat(getComputedStyle(e).opacity) < 0.99).length];
-}"""
 
 
 def row(measure: str, value: str, goal: str = "", ok: bool | None = None) -> None:
@@ -267,7 +260,8 @@ def part_d(base_url: str, seconds: float) -> None:
         while time.monotonic() - start < seconds:
             page.wait_for_timeout(100)
             samples += 1
-            marked, drawn_faded = page.evaluate(STALE_PLOTS_JS)
+            # (The live panel opts out of the stale look: ui.presenter.PAGE_CSS.)
+            marked, drawn_faded = page.evaluate(STALE_JS, PLOT_ELEMENTS)
             stale += marked > 0
             faded += drawn_faded > 0
         elapsed = time.monotonic() - start

@@ -82,12 +82,15 @@ TITLE_JS = """key => {
   return d && d._fullLayout && d._fullLayout.title ? String(d._fullLayout.title.text || '') : '';
 }"""
 
-# The live panel's elements Streamlit marks stale, and those of them drawn faded.
-LIVE_PANEL_STALE_JS = """() => {
-  const stale = [...document.querySelectorAll(
-    '.st-key-live-panel [data-testid="stElementContainer"][data-stale="true"]')];
+# Of the element containers that match a selector: how many Streamlit marks stale (a run that
+# will resend them is under way), and how many of those it draws faded (its stale look: a third
+# of the opacity, after half a second), as [stale, faded].
+STALE_JS = """selector => {
+  const stale = [...document.querySelectorAll(selector)].filter((e) => e.dataset.stale === 'true');
   return [stale.length, stale.filter((e) => parseFloat(getComputedStyle(e).opacity) < 0.99).length];
 }"""
+LIVE_PANEL_ELEMENTS = '.st-key-live-panel [data-testid="stElementContainer"]'
+PLOT_ELEMENTS = '[data-testid="stElementContainer"]:has(div.live-plotly)'
 
 # Marks every live plot's element; a remounted plot is a new element without the mark.
 TAG_PLOTS_JS = """() => {
@@ -365,7 +368,7 @@ def test_compare_trains_six_losses(app_url: str, tmp_path: Path) -> None:
         # While it plays, the live panel never takes Streamlit's stale look (it blinked).
         marked = faded = 0
         for _ in range(40):
-            stale, drawn_faded = page.evaluate(LIVE_PANEL_STALE_JS)
+            stale, drawn_faded = page.evaluate(STALE_JS, LIVE_PANEL_ELEMENTS)
             marked, faded = marked + stale, faded + drawn_faded
             page.wait_for_timeout(100)
         assert faded == 0, f"{faded} faded elements (of {marked} marked stale) in 40 samples"

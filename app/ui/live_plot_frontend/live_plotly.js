@@ -316,8 +316,8 @@ async function draw(div) {
   } finally {
     st.busy = false;
     const now = performance.now();
+    // (A figure that arrived meanwhile is already in the lane: it went in on arrival.)
     S.nextFree = Math.max(S.nextFree, now + (now - started) * DRAW_IDLE_FACTOR);
-    if (st.pending) enqueue(div, Boolean(st.pending.urgent));
   }
 }
 
