@@ -265,29 +265,50 @@ def test_lab_play_trains_live_and_pause_stops_it(app_url: str, tmp_path: Path) -
     assert non_local_requests(requests) == []
 
 
+def burst_settles(page: Any, m2: Any, key: str, delta: float) -> None:
+    """Five quick presses of `key` on slider `m2` while playing; the URL, the picture's label
+    and the slider end at the new value, stay there while training goes on, and the slider
+    never shows another value after the burst (no run sets it back to one of the burst's)."""
+    expected = round(float(m2.input_value()) + delta, 2)
+    m2.focus()
+    for _ in range(5):  # a burst, one step (0.01 rad) each
+        page.keyboard.press(key)
+    shown: list[float] = []  # the slider's value at every poll from here on
+    label, in_url = f"m = {expected:g} rad", f"m2={expected:g}"
+
+    def settled(probe: Callable[[], bool]) -> bool:
+        shown.append(float(m2.input_value()))
+        return probe()
+
+    wait_until(page, lambda: settled(lambda: in_url in page.url), "the new m2 in the URL")
+    wait_until(
+        page, lambda: settled(lambda: label in title_of(page, "lab_view")), "the picture's margin"
+    )
+    at_change = step_of(page)
+    wait_until(page, lambda: settled(lambda: step_of(page) > at_change), "training to go on")
+    assert button(page, "Pause").is_visible()
+    later = []  # a few more ticks: nothing the page sends or redraws takes the value back
+    for _ in range(8):
+        later.append((page.url, title_of(page, "lab_view")))
+        page.wait_for_timeout(250)
+    assert all(in_url in url and label in title for url, title in later), later
+    assert shown and all(value == pytest.approx(expected) for value in shown), shown
+
+
 def test_a_slider_burst_while_playing_shows_in_the_picture_and_the_url(
     app_url: str, tmp_path: Path
 ) -> None:
-    """Five quick moves of m2 while the run plays: the URL, the slider and the picture's own
-    label all end at the new value, and the run plays on (training is not in the page)."""
+    """Two bursts of m2 while the run plays (up, then back down) each end in the URL, the
+    slider and the picture's own label, and stay; the run plays on (training is not in the
+    page)."""
     with browser_page(height=1500) as page:
         open_lab(page, app_url)
         press(page, "Play", then="Pause")
         wait_until(page, lambda: step_of(page) >= 5, "the run to play")
         m2 = slider(page, "m2 (additive angle, rad)")
-        expected = round(float(m2.input_value()) + 0.05, 2)
         page.evaluate(TAG_PLOTS_JS)
-        m2.focus()
-        for _ in range(5):  # a burst, one step (0.01 rad) each
-            page.keyboard.press("ArrowRight")
-        label = f"m = {expected:g} rad"
-        wait_until(page, lambda: f"m2={expected:g}" in page.url, "the new m2 in the URL")
-        wait_until(page, lambda: label in title_of(page, "lab_view"), "the picture's new margin")
-        assert float(m2.input_value()) == pytest.approx(expected)
-        at_change = step_of(page)
-        wait_until(page, lambda: step_of(page) > at_change, "training to go on")
-        assert button(page, "Pause").is_visible()
-        assert f"m2={expected:g}" in page.url and label in title_of(page, "lab_view")
+        burst_settles(page, m2, "ArrowRight", 0.05)
+        burst_settles(page, m2, "ArrowLeft", -0.05)
         # The same plot elements throughout: a message appearing above them (the fork waiting
         # for its place) used to shift them, and Streamlit remounted all five.
         assert page.evaluate(UNTAGGED_PLOTS_JS) == []
