@@ -41,7 +41,7 @@ from marginlab.training.run import Run
 from marginlab.training.service import TrainingService
 from marginlab.training.service.builders import new_run
 from marginlab.training.service.sharing import SharingService
-from marginlab.training.service.slot import SNAPSHOT_COST_FACTOR
+from marginlab.training.service.slot import CROWDED_COST_FACTOR, SNAPSHOT_COST_FACTOR
 from marginlab.training.sweeps import RayExecutor, sweep_executor, usable_cores
 
 TICK_S = 0.35  # the Lab's fragment interval (ui/live.py)
@@ -99,11 +99,14 @@ def engine_baseline(seconds: float) -> float:
         run.snapshot()
     snapshot_cpu = (time.thread_time() - before) / 5 - step_cpu
     # A playing slot takes a live snapshot after SNAPSHOT_COST_FACTOR x its cost of training
-    # (slot.py): one picture update costs (factor + 1) snapshots of CPU.
-    per_update = (SNAPSHOT_COST_FACTOR + 1) * snapshot_cpu
-    print(f"CPU per step {step_cpu * 1e3:.0f} ms, per live snapshot {snapshot_cpu * 1e3:.0f} ms: "
-          f"one core gives {1 / per_update:.1f} trainers >= 1 picture update/s "
-          f"at {(per_update - snapshot_cpu) / step_cpu:.1f} steps per update")  # fmt: skip
+    # (slot.py), or after CROWDED_COST_FACTOR x once its pages have waited PICTURE_FLOOR_S:
+    # one picture update costs (factor + 1) snapshots of CPU.
+    for label, factor in (("uncrowded", SNAPSHOT_COST_FACTOR), ("crowded", CROWDED_COST_FACTOR)):
+        per_update = (factor + 1) * snapshot_cpu
+        steps = (per_update - snapshot_cpu) / step_cpu
+        print(f"CPU per step {step_cpu * 1e3:.0f} ms, per live snapshot {snapshot_cpu * 1e3:.0f} "
+              f"ms, {label} rule: one core gives {1 / per_update:.1f} trainers >= 1 picture "
+              f"update/s at {steps:.1f} steps per update")  # fmt: skip
     return rate
 
 

@@ -27,6 +27,7 @@ from marginlab.training.config import default_config
 from marginlab.training.run_files import load_run
 from marginlab.training.service import TrainingService
 from marginlab.training.service.builders import new_comparison, new_run
+from marginlab.training.service.slot import PICTURE_FLOOR_S, picture_due
 from service_helpers import saved, wait_for, weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the workers train on one thread too
@@ -240,3 +241,18 @@ def test_a_page_that_redraws_slowly_gets_fewer_live_snapshots(service):
     # one per redraw (at 0, 1.5, ... 6 s), plus the one at creation and the Pause: 7
     assert counts[1.5] <= 8
     assert counts[1.5] < counts[0.25]
+
+
+def test_a_crowded_slot_still_gives_its_pages_a_picture_a_second():
+    """picture_due: after the pace, a snapshot waits until the slot has trained 3 x its cost;
+    a page that has waited PICTURE_FLOOR_S gets one once it trained 1 x the cost (on a crowded
+    worker the clock mostly runs for the other trainers); a slow page's pace still holds."""
+    cost = 0.04
+    assert not picture_due(since_push=0.1, interval=0.25, trained=1.0, cost=cost)  # the pace
+    assert picture_due(since_push=0.3, interval=0.25, trained=3 * cost, cost=cost)
+    assert not picture_due(since_push=0.9, interval=0.25, trained=1.5 * cost, cost=cost)
+    assert picture_due(since_push=PICTURE_FLOOR_S, interval=0.25, trained=1.5 * cost, cost=cost)
+    assert not picture_due(since_push=5.0, interval=0.25, trained=0.5 * cost, cost=cost)
+    assert not picture_due(since_push=1.5, interval=2.0, trained=1.5 * cost, cost=cost)
+    assert picture_due(since_push=2.0, interval=2.0, trained=1.5 * cost, cost=cost)
+    assert picture_due(since_push=float("inf"), interval=0.25, trained=0.0, cost=0.0)  # first

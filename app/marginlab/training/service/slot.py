@@ -9,8 +9,11 @@ Snapshots for the page: at most one set per `PUSH_INTERVAL_S` (≈ 4 per second,
 can draw), or per redraw of the pages that look (`pace`: a page busy drawing five figures
 redraws about once a second, and a snapshot it cannot draw costs as much training as two
 steps), and never more often than keeps their cost under a third of the slot's time, so a
-six-run comparison does not spend its CPU on pictures nobody can see yet. The snapshots a run
-takes on its own schedule (every `snapshot_every` steps) are pushed too.
+six-run comparison does not spend its CPU on pictures nobody can see yet. A page that has
+waited `PICTURE_FLOOR_S` for a picture gets one as soon as its cost is under half the slot's
+time: on a crowded worker (eleven trainers of a class on one core) the third rule alone gave
+each page a picture every four seconds or so. The snapshots a run takes on its own schedule
+(every `snapshot_every` steps) are pushed too.
 """
 
 from __future__ import annotations
@@ -25,8 +28,23 @@ from marginlab.training.snapshots import Snapshot
 
 PUSH_INTERVAL_S = 0.25
 MAX_PACE_S = 2.0  # a page that redraws more slowly still gets a snapshot this often
-# A live snapshot may cost at most 1 / SNAPSHOT_COST_FACTOR of the time between two of them.
+# A live snapshot may cost at most 1 / SNAPSHOT_COST_FACTOR of the time between two of them...
 SNAPSHOT_COST_FACTOR = 3.0
+# ...or, once a page has waited PICTURE_FLOOR_S for one, 1 / (CROWDED_COST_FACTOR + 1).
+PICTURE_FLOOR_S = 1.0
+CROWDED_COST_FACTOR = 1.0
+
+
+def picture_due(*, since_push: float, interval: float, trained: float, cost: float) -> bool:
+    """Whether a playing slot takes its next live snapshot now: `since_push` seconds of the
+    clock and `trained` seconds of its own CPU after the previous one, which cost `cost`;
+    `interval` is the most often its pages redraw."""
+    if since_push < interval:
+        return False
+    if trained >= SNAPSHOT_COST_FACTOR * cost:
+        return True
+    return since_push >= max(PICTURE_FLOOR_S, interval) and trained >= CROWDED_COST_FACTOR * cost
+
 
 Trainer = Run | LockstepComparison
 
@@ -47,8 +65,9 @@ class Slot:
         self.params_version = 0
         self._sent: list[Snapshot | None] = [None] * len(self.runs)
         self.push_interval = PUSH_INTERVAL_S
-        self._next_push = 0.0
-        self._next_push_cpu = 0.0  # ...and not before the slot has trained this long
+        self._pushed_at = -float("inf")  # the clock at the previous live snapshot,
+        self._cpu_at_push = 0.0  # the slot's CPU time then,
+        self._push_cost = 0.0  # and what that snapshot cost
         self._skipped_at_play = 0
         self._on_cpu = self.runs[0].device.type == "cpu"
 
@@ -91,7 +110,7 @@ class Slot:
         self.playing, self.until, self.error = True, until, ""
         if fair_start is not None:
             self.cpu_seconds = fair_start
-        self._next_push_cpu = 0.0
+        self._cpu_at_push, self._push_cost = self.cpu_seconds, 0.0  # a picture soon
         self._skipped_at_play = self._skipped()
 
     def pause(self) -> None:
@@ -133,8 +152,11 @@ class Slot:
         self._guarded(lambda: self.trainer.step(1))
         if self.until is not None and self.steps >= self.until:
             self.pause()
-        due = not self.playing or (
-            time.monotonic() >= self._next_push and self.cpu_seconds >= self._next_push_cpu
+        due = not self.playing or picture_due(
+            since_push=time.monotonic() - self._pushed_at,
+            interval=self.push_interval,
+            trained=self.cpu_seconds + time.thread_time() - start - self._cpu_at_push,
+            cost=self._push_cost,
         )
         # Reading the skip counter syncs with the device: per step on the CPU (free there),
         # at push time elsewhere.
@@ -149,13 +171,12 @@ class Slot:
         if due:
             before = time.thread_time()
             self.snapshot_all()
-            cost = time.thread_time() - before
-            self._next_push = time.monotonic() + self.push_interval
+            self._push_cost = time.thread_time() - before
+            self._pushed_at = time.monotonic()
             # Paced by the slot's own CPU time too, not only the clock's: with many trainers on
             # a worker the clock mostly runs for the others, and a clock-paced slot would take
             # a snapshot after nearly every one of its steps (bench_classroom.py).
-            spent = self.cpu_seconds + time.thread_time() - start
-            self._next_push_cpu = spent + SNAPSHOT_COST_FACTOR * cost
+            self._cpu_at_push = self.cpu_seconds + time.thread_time() - start
         self.cpu_seconds += time.thread_time() - start
         return due
 
