@@ -157,6 +157,9 @@ def test_raw_feature_figure(loss):
     bias = np.array([0.5, -0.5, 0.0, 1.0]) if loss == "softmax" else None
     fig = raw_feature_figure(x, y, w, loss=loss, s=20.0, bias=bias, **PARAMS[loss])
     assert fig.data[0].type == "heatmap"
+    z = fig.data[0].z  # the region of each grid cell + 1 (0: a margin band), a byte each
+    assert isinstance(z, np.ndarray) and z.dtype == np.uint8 and z.shape == (160, 160)
+    assert set(np.unique(z)) <= set(range(C + 1)) and len(np.unique(z)) > 1
     assert len(fig.data) == 2 * C + 2 + (loss not in PLAIN_ARGMAX)
     assert "bias" in fig.layout.title.subtitle.text or bias is None
     assert_clean(fig)
