@@ -165,11 +165,13 @@ def test_raw_feature_figure(loss):
     assert_clean(fig)
 
 
-def test_scattergl_above_5000_points():
+def test_scattergl_above_webgl_above_points():
+    """The probe's 1,000 points (and more) draw as WebGL, a small face set's as SVG."""
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(6000, 2)), rng.integers(0, C, 6000)
-    fig = circle_figure(x, y, _data(2)[2], loss="arcface", s=20.0, m2=0.2)
-    assert {t.type for t in fig.data if t.name.startswith("class ")} == {"scattergl"}
+    for n in (1000, 6000):
+        fig = circle_figure(x[:n], y[:n], _data(2)[2], loss="arcface", s=20.0, m2=0.2)
+        assert {t.type for t in fig.data if t.name.startswith("class ")} == {"scattergl"}
     small = circle_figure(x[:100], y[:100], _data(2)[2], loss="arcface", s=20.0, m2=0.2)
     assert {t.type for t in small.data if t.name.startswith("class ")} == {"scatter"}
 

@@ -48,9 +48,11 @@ from marginlab.geometry.regions import (
 from marginlab.losses.adaptive_curves import NORM_DEPENDENT, spread_edge
 from marginlab.losses.registry import loss_spec
 
-# Above this many points, 2-D scatter uses WebGL (10k redraw ~100 ms vs ~290 ms for SVG; the
-# Lab's 2,000 probe points redraw its five plots in 181 ms instead of 230–444 ms as SVG).
-WEBGL_ABOVE = 1_000
+# Above this many points, 2-D scatter uses WebGL (10k redraw ~100 ms vs ~290 ms for SVG). The
+# 1,000 probe points of a Compare circle panel: 65-68 ms a redraw as WebGL, 157-193 ms as SVG
+# (headless chromium, software WebGL, 2 busy cores), of which the points alone 31-45 ms against
+# 100-140 ms. A small face set's points stay SVG.
+WEBGL_ABOVE = 200
 CIRCLE_SAMPLES = 3_600  # 0.1° resolution: a band of m = 0.05 rad is 29 samples wide
 HALO_NAME = "band at the mean margin + σ (ElasticFace's spread of margins)"
 
