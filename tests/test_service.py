@@ -250,7 +250,8 @@ def test_a_crowded_slot_still_gives_its_pages_a_picture_a_second():
     cost = 0.04
     assert not picture_due(since_push=0.1, interval=0.25, trained=1.0, cost=cost)  # the pace
     assert picture_due(since_push=0.3, interval=0.25, trained=3 * cost, cost=cost)
-    assert not picture_due(since_push=0.9, interval=0.25, trained=1.5 * cost, cost=cost)
+    waited = PICTURE_FLOOR_S - 0.1
+    assert not picture_due(since_push=waited, interval=0.25, trained=1.5 * cost, cost=cost)
     assert picture_due(since_push=PICTURE_FLOOR_S, interval=0.25, trained=1.5 * cost, cost=cost)
     assert not picture_due(since_push=5.0, interval=0.25, trained=0.5 * cost, cost=cost)
     assert not picture_due(since_push=1.5, interval=2.0, trained=1.5 * cost, cost=cost)

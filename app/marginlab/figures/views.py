@@ -49,7 +49,7 @@ from marginlab.losses.adaptive_curves import NORM_DEPENDENT, spread_edge
 from marginlab.losses.registry import loss_spec
 
 # Above this many points, 2-D scatter uses WebGL (10k redraw ~100 ms vs ~290 ms for SVG). The
-# 1,000 probe points of a Compare circle panel: 65-68 ms a redraw as WebGL, 157-193 ms as SVG
+# 1,000 probe points of a Compare circle panel: 44-68 ms a redraw as WebGL, 157-193 ms as SVG
 # (headless chromium, software WebGL, 2 busy cores), of which the points alone 31-45 ms against
 # 100-140 ms. A small face set's points stay SVG.
 WEBGL_ABOVE = 200
