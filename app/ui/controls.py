@@ -51,17 +51,20 @@ def _write_back(name: str, convert: Callable[[Any], Any] = lambda v: v) -> Calla
     return callback
 
 
-def _bound(name: str, value: Any, convert: Callable[[Any], Any] = lambda v: v) -> dict:
-    """A widget's `key` and `on_change` for the config field `name`: it shows `value` and
-    writes its new value back through `convert`.
-
-    The value is pushed to the widget only when it differs from what the widget holds (the
-    config changed elsewhere: a lesson, a loaded run, a link). Pushing it on every run raced
-    the user: during a burst of arrow keys, a run for an earlier key set the slider (and then
-    the next tick's widget state, and the URL) back to that earlier value."""
-    key = _widget_key(name)
+def show_value(key: str, value: Any) -> None:
+    """Make the keyed widget show `value`, pushing it only when it differs from what the
+    widget holds (the value changed elsewhere: a lesson, a loaded run, a link). Pushing it on
+    every run raced the user: during a burst of arrow keys, a run for an earlier key set the
+    slider (and then the next tick's widget state, and the URL) back to that earlier value."""
     if key not in st.session_state or st.session_state[key] != value:
         st.session_state[key] = value
+
+
+def _bound(name: str, value: Any, convert: Callable[[Any], Any] = lambda v: v) -> dict:
+    """A widget's `key` and `on_change` for the config field `name`: it shows `value` and
+    writes its new value back through `convert`."""
+    key = _widget_key(name)
+    show_value(key, value)
     return {"key": key, "on_change": _write_back(name, convert)}
 
 

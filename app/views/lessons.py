@@ -22,6 +22,7 @@ from ui.controls import (
     margin_controls,
     presenter_toggle,
     setup_controls,
+    show_value,
     training_controls,
 )
 from ui.live import LiveTraining, reset
@@ -96,7 +97,7 @@ def lesson_picker(lessons: list[Lesson], lesson: Lesson) -> None:
     def picked() -> None:
         load_lesson(by_id[st.session_state[PICK_KEY]], current_config())
 
-    st.session_state[PICK_KEY] = lesson.id
+    show_value(PICK_KEY, lesson.id)
     st.radio(
         "lesson",
         options=list(by_id),
