@@ -135,7 +135,13 @@ function fitTitleBlock(gd) {
   const panels = fitPanelTitleRoom(gd);
   if (!bottom && !panels) return { y, margin: null };
   const below = panels ? panels + FIT_PANEL_GAP : 0;
-  return { y, margin: Math.ceil(Math.max(bottom, FIT_PANEL_GAP) + FIT_TITLE_GAP + below) };
+  let margin = Math.max(bottom, FIT_PANEL_GAP) + FIT_TITLE_GAP + below;
+  // A title left at y "auto" is centred in the top margin (plotly.js puts it at half the
+  // margin), so it moves down half of what the margin grows: the margin it needs is where
+  // the two meet, reached in one pass (fitting to the measured bottom crept up a pixel a pass).
+  const drawnTop = fl._size?.t ?? 0; // the top margin as drawn, after automargin
+  if (bottom && title.y === "auto" && drawnTop > 0) margin = 2 * margin - drawnTop;
+  return { y, margin: Math.ceil(margin) };
 }
 
 // What the texts should read for these rooms: {layout: {path: [original, fitted]},
