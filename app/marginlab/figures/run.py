@@ -70,7 +70,7 @@ def embedding_figure(
         return circle_figure(**kwargs, names=names, jitter=0.04, title=title)
     if dim == 3:
         return sphere_figure(**kwargs, names=names, title=title)
-    return projection_figure(snap.features, labels, snap.region_weights, names=names, title=title)
+    return projection_figure(**kwargs, names=names, title=title)
 
 
 def raw_figure(
