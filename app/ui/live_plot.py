@@ -16,8 +16,9 @@ from this Streamlit server, never from a CDN, so the app works offline:
   install) it is served straight from plotly's package folder through a files-only
   ``components.v1`` registration, which needs no configuration at all.
 
-Each update sends only the figure as compact JSON (``fig.to_json()``: numpy arrays go as
-base64 typed arrays) plus a few bytes of options; the bundle is never re-sent.
+Each update sends only the figure as compact JSON (what ``fig.to_json()`` writes, by
+figures.figure_json, without plotly.py's copies: numpy arrays go as base64 typed arrays) plus a
+few bytes of options; the bundle is never re-sent.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from plotly.offline import get_plotlyjs_version
 from streamlit import config as st_config
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
+from marginlab.figures.figure_json import figure_json as fast_figure_json
 from marginlab.text_fit import fit_text_js, split_caption
 
 __all__ = ["caption_markdown", "figure_json", "live_plotly", "plotly_js_url"]
@@ -145,7 +147,7 @@ def figure_json(fig: go.Figure | Mapping[str, Any]) -> str:
     """Compact JSON of a figure; numpy arrays become base64 typed arrays (float32 stays 4 B)."""
     # A plain dict goes through go.Figure: plotly.io.to_json would write its numpy arrays
     # as (3x bigger) lists, and the Figure also applies the default template.
-    return (fig if isinstance(fig, go.Figure) else go.Figure(dict(fig))).to_json()
+    return fast_figure_json(fig if isinstance(fig, go.Figure) else go.Figure(dict(fig)))
 
 
 def live_plotly(
