@@ -181,6 +181,29 @@ def test_a_changed_title_is_wrapped_before_it_is_drawn(tmp_path: Path) -> None:
     assert counted["passes"] == 0, counted  # ...with no redraw to fit it
 
 
+@pytest.mark.browser
+def test_a_figure_sent_again_unchanged_is_not_redrawn() -> None:
+    """A figure that is the same on every tick (Compare's target logits while playing) costs
+    the browser nothing after its first draw, while the plot beside it goes on updating."""
+    require_chromium()
+    with streamlit_server(DEMO) as base_url, browser_page() as page:
+        open_app(page, base_url, "/?plots=circle,still&every=0.3")
+        page.wait_for_function(
+            "document.querySelectorAll('div.live-plotly.js-plotly-plot').length === 2"
+        )
+        first = wait_for_ticks(page, "circle", after=0, ticks=2)
+        later = wait_for_ticks(page, "circle", after=tick_of(first), ticks=5)
+        still = page.evaluate(
+            """() => { const d = document.querySelector('div.live-plotly[data-key="still"]');
+                       return { updates: Number(d.dataset.updates), same: Number(d.dataset.same),
+                                traces: d.data.length }; }"""
+        )
+        assert_no_exception(page)
+    assert later["updates"] > first["updates"]  # the changing plot was redrawn...
+    assert still["updates"] == 1, still  # ...the unchanged one drawn once,
+    assert still["same"] >= 4 and still["traces"] > 0, still  # though sent on every tick
+
+
 # Counts, on the circle plot, the draws (Plotly.react), those that drew a wrapped title, and
 # the text fit's extra passes (Plotly.update).
 COUNT_FIT_PASSES = """() => {

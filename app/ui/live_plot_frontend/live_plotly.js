@@ -117,9 +117,10 @@ function decode(data, el) {
     return data;
   }
   // base64 typed arrays never contain "#", so this only touches colour strings.
-  if (!text.includes("#0000")) return JSON.parse(text);
+  if (!text.includes("#0000")) return withFigText(JSON.parse(text), text, "");
   const theme = themeColors(el);
-  const msg = JSON.parse(text.replace(PLACEHOLDER, (m, n) => theme.colors[Number(n) - 1] ?? m));
+  const themed = text.replace(PLACEHOLDER, (m, n) => theme.colors[Number(n) - 1] ?? m);
+  const msg = JSON.parse(themed);
   const layout = msg.fig?.layout;
   if (layout && text.includes('"colorway":["#000001"')) {
     // The figure uses Streamlit's template: match the page like st.plotly_chart does.
@@ -127,6 +128,14 @@ function decode(data, el) {
     layout.paper_bgcolor ??= theme.background;
     layout.plot_bgcolor ??= theme.background;
   }
+  return withFigText(msg, themed, `${theme.text} ${theme.background}`);
+}
+
+// The figure's JSON as sent (Python writes it last, after the options), with what the page's
+// theme added: the same text is the same picture, and needs no redraw.
+function withFigText(msg, text, themeNote) {
+  const at = text.indexOf(',"fig":');
+  if (at >= 0 && msg && typeof msg === "object") msg.figText = text.slice(at) + themeNote;
   return msg;
 }
 
@@ -277,6 +286,7 @@ async function draw(div) {
   const st = div.__lp;
   const msg = st.pending;
   st.pending = null;
+  st.shownText = msg.figText; // what the plot shows once this draw is done
   st.busy = true;
   let started = performance.now();
   try {
@@ -312,6 +322,7 @@ async function draw(div) {
       st.errorEl = null;
     }
   } catch (err) {
+    st.shownText = undefined; // not drawn: the same figure must be tried again
     showError(div, err);
   } finally {
     st.busy = false;
@@ -378,6 +389,7 @@ function initDiv(div) {
     resizeObserver: null,
     fitSource: null,
     fitPlan: null,
+    shownText: undefined,
   };
   div.__lp = st;
   // plotly's `responsive` only follows window resizes; a plot that first rendered in a
@@ -437,8 +449,16 @@ export default function ({ parentElement, data }) {
     st.seq = msg.seq;
     div.dataset.key = msg.key;
     div.style.height = `${msg.height}px`;
-    st.pending = msg;
-    enqueue(div, Boolean(msg.urgent));
+    if (msg.figText !== undefined && msg.figText === st.shownText) {
+      // The picture shown already (a figure that did not change this tick, such as
+      // Compare's target logits while playing): nothing to redraw, and an older figure still
+      // waiting is out of date.
+      st.pending = null;
+      div.dataset.same = String(Number(div.dataset.same ?? 0) + 1);
+    } else {
+      st.pending = msg;
+      enqueue(div, Boolean(msg.urgent));
+    }
   }
   // Streamlit also calls this cleanup for superseded invocations while the element stays
   // mounted; only a div that has really left the page is purged.
