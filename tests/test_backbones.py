@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from marginlab.training.backbones import build_backbone, state_hash
+from marginlab.training.backbones import build_backbone, eval_forward, state_hash
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -65,3 +65,26 @@ def test_state_hash_equal_iff_same_weights():
     with torch.no_grad():
         b.embedding.bias[0] += 1e-6
     assert state_hash(a) != state_hash(b)
+
+
+@pytest.mark.parametrize(("shape", "dim"), [((28, 28), 2), ((28, 28), 3), ((64, 64), 8)])
+def test_the_folded_eval_forward_equals_the_eval_mode_net(shape, dim):
+    """eval_forward folds each BatchNorm into the layer before it: the same embeddings as
+    the net in eval mode, for trained running statistics, and the net is left as it was."""
+    torch.manual_seed(0)
+    net = build_backbone(shape, dim)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
+    for _ in range(3):  # move the weights and the running statistics off their start
+        images = torch.randint(0, 256, (16, *shape), dtype=torch.uint8)
+        optimizer.zero_grad()
+        net(images).square().mean().backward()
+        optimizer.step()
+    before = state_hash(net)
+    images = torch.randint(0, 256, (40, *shape), dtype=torch.uint8)
+    with torch.no_grad():
+        folded = eval_forward(net, images)
+        assert net.training  # untouched
+        expected = net.eval()(images)
+    assert state_hash(net) == before and torch.isfinite(expected).all()
+    torch.testing.assert_close(folded, expected, rtol=1e-4, atol=1e-4 * expected.abs().max())
+    assert not torch.equal(folded, net.train()(images).detach())  # batch statistics differ

@@ -40,7 +40,8 @@ from streamlit import config as st_config
 from streamlit.runtime.scriptrunner_utils.script_run_context import get_script_run_ctx
 
 from marginlab.figures.figure_json import figure_json as fast_figure_json
-from marginlab.text_fit import fit_text_js, split_caption
+from marginlab.text_fit import fit_text_js
+from ui.figure_cache import PreparedFigure, as_figure, prepare
 
 __all__ = ["caption_markdown", "figure_json", "live_plotly", "plotly_js_url"]
 
@@ -145,13 +146,11 @@ def plotly_js_url() -> str:
 
 def figure_json(fig: go.Figure | Mapping[str, Any]) -> str:
     """Compact JSON of a figure; numpy arrays become base64 typed arrays (float32 stays 4 B)."""
-    # A plain dict goes through go.Figure: plotly.io.to_json would write its numpy arrays
-    # as (3x bigger) lists, and the Figure also applies the default template.
-    return fast_figure_json(fig if isinstance(fig, go.Figure) else go.Figure(dict(fig)))
+    return fast_figure_json(as_figure(fig))
 
 
 def live_plotly(
-    fig: go.Figure | Mapping[str, Any],
+    fig: go.Figure | Mapping[str, Any] | PreparedFigure,
     *,
     key: str,
     height: int = 480,
@@ -164,7 +163,8 @@ def live_plotly(
     Parameters
     ----------
     fig
-        The figure. Use float32 numpy arrays for big traces: they travel as base64.
+        The figure, or one prepared once for every session (ui.figure_cache). Use float32
+        numpy arrays for big traces: they travel as base64.
         ``layout.uirevision`` defaults to a constant; set your own and change it to reset
         the user's view (camera, zoom) on purpose.
     key
@@ -184,9 +184,7 @@ def live_plotly(
         ``caption`` it is shown under the plot as page text, which wraps. Pass False where
         the page explains a row of alike panels once.
     """
-    text = None
-    if isinstance(fig, go.Figure):
-        text = split_caption(fig)
+    ready = fig if isinstance(fig, PreparedFigure) else prepare(fig)
     meta = {
         "key": key,
         # Microseconds: fits a JS number exactly; lets the frontend drop out-of-order calls.
@@ -202,10 +200,10 @@ def live_plotly(
     # One UTF-8 JSON document sent as raw bytes: the figure JSON is spliced in as is,
     # instead of being parsed and re-escaped inside another JSON string.
     head = json.dumps(meta, separators=(",", ":"))[:-1]
-    payload = f'{head},"fig":{figure_json(fig)}}}'.encode()
+    payload = f'{head},"fig":{ready.json}}}'.encode()
     _component(key=key, data=payload, height=int(height), width="stretch")
-    if caption and text:
-        st.caption(caption_markdown(text))
+    if caption and ready.caption:
+        st.caption(caption_markdown(ready.caption))
 
 
 def _full_rerun() -> bool:

@@ -40,6 +40,7 @@ from marginlab.figures.style import margin_label, margin_of
 from marginlab.training.service import RunView
 from marginlab.training.snapshots import Snapshot
 from ui.controls import LOSS_NAMES
+from ui.figure_cache import Same, frozen, prepared
 from ui.live import LiveTraining
 from ui.live_plot import live_plotly
 from ui.presenter import figure_height, styled
@@ -189,16 +190,26 @@ def show_figures(
     """Draw each named figure: one panel for a single run, shared or per-run panels for a
     comparison. Keys are `key` + figure name (+ loss), so live_plotly keeps each view's camera."""
     height = figure_height(presenter)
+    names = tuple(names) if names is not None else None
     for name in figures:
         st.caption(FIGURE_CAPTIONS.get(name, name))
         if len(runs) > 1 and name in SHARED:
-            fig = comparison_figure(name, runs)
-            live_plotly(styled(fig, presenter), key=f"{key}_{name}", height=height)
+            fig = prepared(
+                ("comparison", name, presenter, *(figure_inputs(name, run) for run in runs)),
+                lambda name=name: styled(comparison_figure(name, runs), presenter),
+            )
+            live_plotly(fig, key=f"{key}_{name}", height=height)
             continue
         grid = st.columns(min(columns, len(runs))) if len(runs) > 1 else [st.container()]
         for index, run in enumerate(runs):
             with grid[index % len(grid)]:
-                fig = run_figure(name, run, run.latest_snapshot(), names=names)
+                snap = run.latest_snapshot()
+                fig = prepared(
+                    (name, presenter, len(runs) > 1, Same(snap), names, *figure_inputs(name, run)),
+                    lambda name=name, run=run, snap=snap: _run_panel(
+                        name, run, snap, names, presenter, len(runs) > 1
+                    ),
+                )
                 if fig is None:
                     st.caption(
                         "This loss has no such view."
@@ -206,16 +217,45 @@ def show_figures(
                         else "This view is drawn for 2-D embeddings only."
                     )
                     continue
-                if len(runs) > 1:  # which loss, in its colour; the caption above says what
-                    title_panel(fig, run.config.loss, LOSS_NAMES[run.config.loss])
-                    fig.update_layout(showlegend=False)
                 live_plotly(
-                    styled(fig, presenter),
+                    fig,
                     key=f"{key}_{name}_{run.config.loss}",
                     height=height if len(runs) == 1 else 380,
                     camera_key=f"{key}-sphere",
                     caption=len(runs) == 1,
                 )
+
+
+def _run_panel(
+    name: str,
+    run: RunView,
+    snap: Snapshot,
+    names: Sequence[str] | None,
+    presenter: bool,
+    in_row: bool,
+) -> go.Figure | None:
+    fig = run_figure(name, run, snap, names=names)
+    if fig is None:
+        return None
+    if in_row:  # which loss, in its colour; the caption above says what
+        title_panel(fig, run.config.loss, LOSS_NAMES[run.config.loss])
+        fig.update_layout(showlegend=False)
+    return styled(fig, presenter)
+
+
+# Figures drawn from the run's whole history, not only from the snapshot shown.
+FROM_HISTORY = ("curves", "family", "norms", "state")
+
+
+def figure_inputs(name: str, run: RunView) -> tuple:
+    """What figure `name` of `run` depends on besides its snapshot: the settings asked for
+    now, the probe's labels and, for the history's figures, the history (its newest snapshot
+    and length: a run's history is only ever appended to and trimmed at its start)."""
+    inputs: tuple = (frozen(run_params(run)), Same(run.probe_labels))
+    if name in FROM_HISTORY:
+        history = run.history
+        inputs += (Same(history[-1]) if history else None, len(history))
+    return inputs
 
 
 def fast_forward(live: LiveTraining, target_step: int, *, label: str) -> None:

@@ -1,5 +1,6 @@
 """Compare: up to six losses trained in lock-step — same batches, same initial weights."""
 
+import plotly.graph_objects as go
 import streamlit as st
 
 from marginlab.figures import target_logit_figure
@@ -7,7 +8,6 @@ from marginlab.figures.loss_colors import title_panel
 from marginlab.figures.run import curves_figure, embedding_figure
 from marginlab.figures.style import margin_label, margin_of
 from marginlab.lab_state import LAB_LOSSES, MAX_COMPARE, run_config, tunable_params
-from marginlab.text_fit import split_caption
 from marginlab.training.service.builders import new_comparison
 from ui.controls import (
     LOSS_NAMES,
@@ -17,6 +17,7 @@ from ui.controls import (
     training_controls,
 )
 from ui.exports import export_panel, run_file_panel
+from ui.figure_cache import Same, frozen, prepared
 from ui.live import LiveTraining
 from ui.live_page import live_page
 from ui.live_plot import caption_markdown, live_plotly
@@ -68,35 +69,53 @@ def draw(live: LiveTraining) -> None:
     labels, names = runs[0].probe_labels, runs[0].class_names
     snaps = {run.config.loss: run.latest_snapshot() for run in runs}
     metrics_table(runs)
-    views = {}
-    for run in runs:
-        loss, spec = run.config.loss, params[run.config.loss]
+    # What each picture shows: the same for every session on this comparison with these
+    # settings, so ui.figure_cache builds each once for all of them.
+    shown = (presenter, Same(labels), tuple(names or ()))
+
+    def view(loss: str) -> go.Figure:
+        spec = params[loss]
         fig = embedding_figure(snaps[loss], labels, spec, names=names)
         # Each panel titled with its loss in the loss's colour (as in the curves below).
         title_panel(fig, loss, margin_label(loss, spec.get("s"), **margin_of(spec)))
-        views[loss] = fig.update_layout(showlegend=False)
-    caption = split_caption(next(iter(views.values())))
+        return styled(fig.update_layout(showlegend=False), presenter)
+
+    views = {
+        loss: prepared(
+            ("compare_view", loss, Same(snap), frozen(params[loss]), *shown),
+            lambda loss=loss: view(loss),
+        )
+        for loss, snap in snaps.items()
+    }
+    caption = next(iter(views.values())).caption
     st.caption(caption_markdown(caption or ""))  # once for the row of panels
     for start in range(0, len(runs), COLUMNS):
         columns = st.columns(COLUMNS)
         for column, run in zip(columns, runs[start : start + COLUMNS], strict=False):
             with column:
                 live_plotly(
-                    styled(views[run.config.loss], presenter),
+                    views[run.config.loss],
                     key=f"compare_view_{run.config.loss}",
                     height=380,
                     camera_key="compare-sphere",
                     caption=False,
                 )
     curves = [{**params[loss], "label": LOSS_NAMES[loss]} for loss in snaps]
-    live_plotly(
-        styled(target_logit_figure(curves, show_paper_curves=False), presenter),
-        key="compare_logits",
-        height=460,
+    logits = prepared(
+        ("compare_logits", presenter, frozen({"curves": curves})),
+        lambda: styled(target_logit_figure(curves, show_paper_curves=False), presenter),
     )
+    live_plotly(logits, key="compare_logits", height=460)
     # The page's whole width: three panels of six runs each were unreadable in half of it.
-    history = {LOSS_NAMES[run.config.loss]: list(run.history) for run in runs}
-    live_plotly(styled(curves_figure(history), presenter), key="compare_curves", height=460)
+    # A history is only ever appended to and trimmed at its start: its newest snapshot and
+    # length say what it holds.
+    history = {LOSS_NAMES[run.config.loss]: run.history for run in runs}
+    drawn = tuple((name, Same(past[-1]), len(past)) for name, past in history.items())
+    training = prepared(
+        ("compare_curves", presenter, drawn),
+        lambda: styled(curves_figure({k: list(v) for k, v in history.items()}), presenter),
+    )
+    live_plotly(training, key="compare_curves", height=460)
 
 
 live = live_page(

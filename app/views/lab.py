@@ -1,6 +1,9 @@
 """Lab: one loss, trained live; every picture redrawn as s and m move."""
 
+from collections.abc import Callable, Hashable
+
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from marginlab.figures.run import (
@@ -22,6 +25,7 @@ from ui.controls import (
     training_controls,
 )
 from ui.exports import export_panel, run_file_panel
+from ui.figure_cache import Same, frozen, prepared
 from ui.live import LiveTraining
 from ui.live_page import live_page
 from ui.live_plot import live_plotly
@@ -81,32 +85,41 @@ def draw(live: LiveTraining) -> None:
         scrubber.caption("Pause to replay the history, snapshot by snapshot.")
     metrics_strip(run, snap)
     height = figure_height(presenter)
+    # What a picture shows: the same for every session that follows this shared run with these
+    # settings, so ui.figure_cache builds each once for all of them.
+    shown = (presenter, Same(snap), frozen(params), Same(labels), tuple(names or ()))
 
-    def show(fig, key: str) -> None:
-        live_plotly(styled(fig, presenter), key=key, height=height)
+    def show(key: str, build: Callable[[], go.Figure], *inputs: Hashable) -> None:
+        fig = prepared((key, *shown, *inputs), lambda: styled(build(), presenter))
+        live_plotly(fig, key=key, height=height)
 
     left, right = st.columns(2)
     with left:
-        show(embedding_figure(snap, labels, params, names=names), "lab_view")
+        show("lab_view", lambda: embedding_figure(snap, labels, params, names=names))
     with right:
-        show(logit_figure(snap, labels, params), "lab_logit")
-    raw = raw_figure(snap, labels, params, names=names)
-    if raw is not None:
+        show("lab_logit", lambda: logit_figure(snap, labels, params))
+
+    def angles() -> go.Figure:
+        return angle_figure(snap, labels, params, names=names)
+
+    if snap.features.shape[1] == 2:  # raw_figure draws 2-D features only
         left, right = st.columns(2)
         with left:
-            show(raw, "lab_raw")
+            show("lab_raw", lambda: raw_figure(snap, labels, params, names=names))
         with right:
-            show(angle_figure(snap, labels, params, names=names), "lab_angles")
+            show("lab_angles", angles)
     else:  # no raw plane beyond 2-D: the angles take the row instead of half of it
-        show(angle_figure(snap, labels, params, names=names), "lab_angles")
+        show("lab_angles", angles)
         st.caption("The raw (unnormalised) feature view is drawn for 2-D embeddings only.")
     # Margins that adapt (AdaFace, MagFace, ElasticFace, CurricularFace, AdaCos): their own.
     adaptive = adaptive_figures(history, snap, labels, params)
     for start in range(0, len(adaptive), 2):
         for column, (key, fig) in zip(st.columns(2), adaptive[start : start + 2], strict=False):
             with column:
-                show(fig, f"lab_{key}")
-    show(curves_figure(history), "lab_curves")
+                live_plotly(styled(fig, presenter), key=f"lab_{key}", height=height)
+    # The curves show the whole history (not the scrubbed snapshot): it is only ever appended
+    # to and trimmed at its start, so its newest snapshot and length say what it holds.
+    show("lab_curves", lambda: curves_figure(history), Same(history[-1]), len(history))
     st.markdown("**This snapshot**: accuracy, Table-3 angles and leads")
     row = metrics_row(snap, labels, params, names=names)
     st.dataframe(pd.DataFrame([row]), hide_index=True, width="stretch")

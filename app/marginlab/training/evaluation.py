@@ -7,12 +7,14 @@ same numbers bit for bit), and never augmented.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 
 from marginlab.data.batches import DeviceData
 from marginlab.losses.heads import MarginHead
+from marginlab.training.backbones import EmbeddingNet, eval_forward
 
 # Images per evaluation forward pass: bounds device memory; on CPU 256 ran 2× faster than 1024
 # (the activations stay in cache).
@@ -21,12 +23,14 @@ EVAL_CHUNK = 256
 
 def embed_eval(backbone: torch.nn.Module, images: torch.Tensor, dim: int) -> torch.Tensor:
     """(N, dim) embeddings in eval mode (BatchNorm's running statistics), in chunks; the
-    backbone's training flag is put back afterwards."""
+    backbone's training flag is put back afterwards. The app's own nets run with their
+    BatchNorms folded in (`backbones.eval_forward`)."""
+    forward = partial(eval_forward, backbone) if isinstance(backbone, EmbeddingNet) else backbone
     was_training = backbone.training
     backbone.eval()
     try:
         chunks = [
-            backbone(images[start : start + EVAL_CHUNK])
+            forward(images[start : start + EVAL_CHUNK])
             for start in range(0, len(images), EVAL_CHUNK)
         ]
     finally:
