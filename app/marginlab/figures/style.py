@@ -38,7 +38,7 @@ PALETTE: tuple[str, ...] = (
 BAND_GREY = "#a6a6a6"
 MISCLASSIFIED = "#111111"
 UIREVISION = "marginlab"  # constant: lets plotly keep the user's zoom/camera across updates
-TEMPLATE = "plotly_white"
+TEMPLATE = "marginlab"  # plotly_white, see _register_template
 
 # Display names: the registry's labels (losses/registry.py), under the name the pages import.
 LOSS_NAMES: dict[str, str] = LOSS_LABELS
@@ -241,6 +241,20 @@ def area(x, y, color: str, alpha: float, name: str, **props) -> dict:
         hoverinfo="skip",
         **props,
     )
+
+
+def _register_template() -> None:
+    """plotly_white, with tick labels drawn as they are: by default ("hide past div")
+    plotly.js measures every tick label after each draw to hide those past the figure's edge,
+    12 ms of a lesson tab's update in chromium; our axes make room for their labels
+    (automargin), so none goes past it."""
+    template = go.layout.Template(pio.templates["plotly_white"])
+    template.layout.xaxis.ticklabeloverflow = "allow"
+    template.layout.yaxis.ticklabeloverflow = "allow"
+    pio.templates[TEMPLATE] = template
+
+
+_register_template()
 
 
 @lru_cache(maxsize=1)

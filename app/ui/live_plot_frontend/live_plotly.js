@@ -309,7 +309,12 @@ async function draw(div) {
       frames: fig.frames,
       config: { responsive: true, displaylogo: false, ...(msg.config ?? {}) },
     });
-    st.fitPlan = await fitFigure(div, st.fitSource);
+    if (st.fitPlan && fitSignature(div, st.fitSource) === st.fitSignature) {
+      div.dataset.fitsKept = String(Number(div.dataset.fitsKept ?? 0) + 1);
+    } else {
+      st.fitPlan = await fitFigure(div, st.fitSource);
+      st.fitSignature = fitSignature(div, st.fitSource);
+    }
     fitted(div);
     if (!st.bound) {
       bindPlotEvents(div);
@@ -348,6 +353,7 @@ async function refit(div) {
   st.busy = true;
   try {
     st.fitPlan = await fitFigure(div, st.fitSource);
+    st.fitSignature = fitSignature(div, st.fitSource);
     fitted(div);
   } catch (err) {
     console.warn("live_plotly: text fit failed", err);
@@ -389,6 +395,7 @@ function initDiv(div) {
     resizeObserver: null,
     fitSource: null,
     fitPlan: null,
+    fitSignature: null,
     shownText: undefined,
   };
   div.__lp = st;
