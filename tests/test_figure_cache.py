@@ -83,19 +83,33 @@ def test_the_oldest_entries_go_first_within_both_bounds():
     assert len(by_bytes) == 2
 
 
-def test_two_lab_sessions_on_one_shared_run_build_each_picture_once():
-    """Two students open the same Lab link: the second gets the first's pictures without
+def open_page(script: str, query: dict[str, str]) -> AppTest:
+    at = AppTest.from_file(str(APP / script), default_timeout=240)
+    for key, value in query.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+@pytest.mark.parametrize(
+    ("script", "query", "slot", "view"),
+    [
+        ("views/lab.py", {}, "lab", "lab_view"),
+        ("views/lessons.py", {"lesson": "03-arcface-margin"}, "lesson", "lesson_view_arcface"),
+    ],
+)
+def test_two_sessions_on_one_shared_run_build_each_picture_once(script, query, slot, view):
+    """Two students open the same link: the second gets the first's pictures without
     building them; once it moves the margin, its pictures are its own."""
-    first = AppTest.from_file(str(APP / "views/lab.py"), default_timeout=240).run()
+    first = open_page(script, query)
     assert not first.exception
     drawn = live_figures(first)
     built = SHARED_FIGURES.built
-    second = AppTest.from_file(str(APP / "views/lab.py"), default_timeout=240).run()
+    second = open_page(script, query)
     assert not second.exception
-    assert first.session_state["lab"].handle.target is second.session_state["lab"].handle.target
-    assert live_figures(second) == drawn
+    assert first.session_state[slot].handle.target is second.session_state[slot].handle.target
+    assert view in drawn and live_figures(second) == drawn
     assert SHARED_FIGURES.built == built  # nothing built again
     second.slider(key="control_m2").set_value(0.45).run()
     assert not second.exception
-    assert live_figures(second)["lab_view"] != drawn["lab_view"]
+    assert live_figures(second)[view] != drawn[view]
     assert SHARED_FIGURES.built > built

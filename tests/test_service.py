@@ -27,7 +27,7 @@ from marginlab.training.config import default_config
 from marginlab.training.run_files import load_run
 from marginlab.training.service import TrainingService
 from marginlab.training.service.builders import new_comparison, new_run
-from marginlab.training.service.slot import PICTURE_FLOOR_S, picture_due
+from marginlab.training.service.slot import PACE_AHEAD, PICTURE_FLOOR_S, picture_due
 from service_helpers import saved, wait_for, weights
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # the workers train on one thread too
@@ -238,8 +238,8 @@ def test_a_page_that_redraws_slowly_gets_fewer_live_snapshots(service):
             counts[redraw] = len(handle.runs[0].history)
         finally:
             service.close(handle)
-    # one per redraw (at 0, 1.5, ... 6 s), plus the one at creation and the Pause: 7
-    assert counts[1.5] <= 8
+    # one every PACE_AHEAD x 1.5 s (at 0, 1.125, ... 5.625 s), plus creation and Pause: 8
+    assert counts[1.5] <= 6.0 / (PACE_AHEAD * 1.5) + 1 + 2
     assert counts[1.5] < counts[0.25]
 
 

@@ -28,6 +28,10 @@ from marginlab.training.snapshots import Snapshot
 
 PUSH_INTERVAL_S = 0.25
 MAX_PACE_S = 2.0  # a page that redraws more slowly still gets a snapshot this often
+# Live snapshots come a little more often than the pages redraw, so that each redraw finds a
+# new one: at the same rate the two drifted in and out of phase, and one redraw in five to
+# ten showed the previous picture again (six tabs on a lesson, bench_class_tabs.py).
+PACE_AHEAD = 0.75
 # A live snapshot may cost at most 1 / SNAPSHOT_COST_FACTOR of the time between two of them...
 SNAPSHOT_COST_FACTOR = 3.0
 # ...or, once a page has waited PICTURE_FLOOR_S for one, 1 / (CROWDED_COST_FACTOR + 1). Under a
@@ -120,8 +124,8 @@ class Slot:
 
     def pace(self, seconds: float) -> None:
         """The pages looking at this slot redraw about every `seconds`: live snapshots no more
-        often than that (within [PUSH_INTERVAL_S, MAX_PACE_S])."""
-        self.push_interval = min(max(float(seconds), PUSH_INTERVAL_S), MAX_PACE_S)
+        often than PACE_AHEAD x that (within [PUSH_INTERVAL_S, MAX_PACE_S])."""
+        self.push_interval = min(max(PACE_AHEAD * float(seconds), PUSH_INTERVAL_S), MAX_PACE_S)
 
     def step(self, count: int) -> None:
         """`count` steps now (the Step button), then a snapshot; pauses a playing slot."""
