@@ -6,9 +6,9 @@ force from the next step. A slot charges the CPU time of its steps and snapshots
 the worker always steps the playing slot that has used the least (fair by CPU time).
 
 Snapshots for the page: at most one set per `PUSH_INTERVAL_S` (≈ 4 per second, the most a page
-can draw), or per redraw of the pages that look (`pace`: a page busy drawing five figures
-redraws about once a second, and a snapshot it cannot draw costs as much training as two
-steps), and never more often than keeps their cost under a third of the slot's time, so a
+can draw), or a little more often than the pages that look redraw (`pace`: a page busy drawing
+five figures redraws about once a second, and a snapshot it cannot draw costs as much training
+as a step), and never more often than keeps their cost under a third of the slot's time, so a
 six-run comparison does not spend its CPU on pictures nobody can see yet. A page that has
 waited `PICTURE_FLOOR_S` for a picture gets one as soon as its cost is under half the slot's
 time: on a crowded worker (eleven trainers of a class on one core) the third rule alone gave
