@@ -7,6 +7,8 @@ steps equal, bit for bit, those of an engine run trained for the fork's step + M
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from marginlab.training.comparison import LockstepComparison
@@ -245,3 +247,26 @@ def test_a_fork_that_lands_after_pause_keeps_the_paused_view(sharing):
     assert mover.playing and mover.runs[0].config.m2 == 0.35
     for session in (leader, mover):
         session.pause()
+
+
+def test_a_pause_while_the_fork_is_switched_in_holds(sharing, monkeypatch):
+    """The user's Pause can land while a background fork is being switched in: after the
+    session holds the fork and before the fork starts playing. It must hold: the fork stays
+    paused at the step shown at Pause (once, under load, the fork started after the Pause
+    and trained on: tests/test_app_live_browser.py saw 11 steps after it)."""
+    mover = sharing.create(new_run(ARC))
+    mover.play()
+    wait_for(lambda: mover.steps >= 10, 120, what="10 shared steps")
+    settle, paused = sharing.settle, []
+
+    def settle_then_pause(group):
+        settle(group)
+        if not mover.shared and not paused:  # switched in, not yet playing: Pause now
+            paused.append(mover.pause())
+
+    monkeypatch.setattr(sharing, "settle", settle_then_pause)
+    mover.set_params([ARC.with_changes(m2=0.35)])  # forks in the background
+    wait_for(lambda: paused, 120, what="the fork and the Pause")
+    time.sleep(2.0)  # many steps' time
+    assert not mover.playing and mover.steps == paused[0]
+    mover.close()

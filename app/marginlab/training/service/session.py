@@ -21,7 +21,9 @@ Following a shared run (sharing.py):
 - Save while following saves the shared trainer's current state.
 - A fork asked for while following live can land after the user pressed Pause: the private
   trainer then stays paused and the page keeps the view frozen at Pause (the step shown at
-  Pause stays) until the next Play or Step, which go on from the fork.
+  Pause stays) until the next Play or Step, which go on from the fork. A Pause that comes
+  while the fork is being switched in stops it too: the fork starts playing only if no Pause
+  came since the switch (`play_fork`).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ class SessionHandle:
         self.forking = threading.Lock()  # held while a private trainer is made for it
         self._frozen: list[RunView] | None = [view.frozen() for view in group.handle.runs]
         self._switches = 0
+        self._pauses = 0  # Pause presses so far
 
     # ----- what the page reads ------------------------------------------------------------
     @property
@@ -185,8 +188,11 @@ class SessionHandle:
             self._owner.settle(self.group)  # type: ignore[arg-type]
 
     def pause(self) -> int:
-        if self.private is not None:
-            at = self.private.pause()
+        with self._lock:
+            self._pauses += 1  # a fork switched in meanwhile must not start playing (play_fork)
+            private = self.private
+        if private is not None:
+            at = private.pause()
             return self.steps if self._held else at
         with self._lock:
             if self._frozen is None:
@@ -253,8 +259,9 @@ class SessionHandle:
                 self._switches += 1
 
     # ----- called by SharingService -----------------------------------------------------------
-    def become_private(self, handle: TrainerHandle, worker: int) -> bool:
-        """Switch to `handle`; True if the session was following live (the fork should play)."""
+    def become_private(self, handle: TrainerHandle, worker: int) -> int | None:
+        """Switch to `handle`. Following live, the fork should play: returns the Pause count
+        to give `play_fork` (None: the session was paused, and the fork stays paused)."""
         with self._lock:
             was_live = self._frozen is None
             self.private, self.worker = handle, worker
@@ -265,7 +272,14 @@ class SessionHandle:
             self.group, self.wanted = None, None
             self.pending, self.waiting_message = "", ""
             self._switches += 1
-        return was_live
+            return self._pauses if was_live else None
+
+    def play_fork(self, handle: TrainerHandle, pauses: int) -> None:
+        """Play the fork that replaced a live view, unless Pause was pressed since it was
+        switched in (`pauses` presses then): that Pause already stopped it, exactly."""
+        with self._lock:
+            if self._pauses == pauses and self.private is handle:
+                handle.play()
 
     def follow(self, group: SharedRun) -> None:
         """Follow `group`, paused (a new shared trainer after a crash, or a Reset waiting)."""

@@ -265,10 +265,10 @@ class SharingService:
                 self.service.close(handle)
                 self.slots.release(worker)
                 return
-            was_live = session.become_private(handle, worker)
+            pauses = session.become_private(handle, worker)
         self.settle(group)
-        if was_live:
-            handle.play()
+        if pauses is not None:
+            session.play_fork(handle, pauses)
 
     def _leave(self, session: SessionHandle) -> None:
         """Drop the session's trainer: its place, or its seat in a shared run."""
