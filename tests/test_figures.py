@@ -433,3 +433,18 @@ def test_sphereface_probability_uses_the_runs_feature_norm_and_says_so():
     assert "median ‖x‖ = 20" in run.layout.title.subtitle.text
     arcface = target_probability_figure("arcface", 16.0, m2=0.3)
     assert "‖x‖" not in arcface.layout.title.subtitle.text
+
+
+def test_the_template_never_measures_tick_labels_to_hide_them():
+    """base_layout's template draws tick labels as they are (plotly.js's default measures each
+    one after every draw to hide those past the figure's edge); the rest is plotly_white."""
+    import plotly.io as pio
+
+    from marginlab.figures.style import base_layout
+
+    fig = go.Figure(layout=base_layout("a title"))
+    axes = fig.layout.template.layout
+    assert axes.xaxis.ticklabeloverflow == "allow" and axes.yaxis.ticklabeloverflow == "allow"
+    white = pio.templates["plotly_white"].layout
+    assert axes.xaxis.gridcolor == white.xaxis.gridcolor
+    assert axes.paper_bgcolor == white.paper_bgcolor

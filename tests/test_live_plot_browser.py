@@ -204,6 +204,31 @@ def test_a_figure_sent_again_unchanged_is_not_redrawn() -> None:
     assert still["same"] >= 4 and still["traces"] > 0, still  # though sent on every tick
 
 
+@pytest.mark.browser
+def test_an_update_with_the_same_texts_keeps_its_text_fit() -> None:
+    """New points under the same title, at the same size: the fit done after the first draw
+    holds, and is not measured again (two forced layouts an update), while a plot whose title
+    changes is fitted again on every draw."""
+    require_chromium()
+    with streamlit_server(DEMO) as base_url, browser_page(width=700) as page:
+        open_app(page, base_url, "/?plots=circle,steady&long=1&every=0.3")
+        page.wait_for_function(
+            "document.querySelectorAll('div.live-plotly.js-plotly-plot').length === 2"
+        )
+        first = wait_for_ticks(page, "circle", after=0, ticks=2)
+        wait_for_ticks(page, "circle", after=tick_of(first), ticks=5)
+        counts = page.evaluate(
+            """() => Object.fromEntries([...document.querySelectorAll('div.live-plotly')].map(
+                 (d) => [d.dataset.key, { updates: Number(d.dataset.updates),
+                                          kept: Number(d.dataset.fitsKept ?? 0) }]))"""
+        )
+        assert_no_exception(page)
+    steady, changing = counts["steady"], counts["circle"]
+    assert steady["updates"] >= 5, counts
+    assert steady["kept"] >= steady["updates"] - 2, counts  # fitted once or twice, then kept
+    assert changing["kept"] == 0, counts  # its title names the tick: fitted every time
+
+
 # Counts, on the circle plot, the draws (Plotly.react), those that drew a wrapped title, and
 # the text fit's extra passes (Plotly.update).
 COUNT_FIT_PASSES = """() => {

@@ -2,8 +2,9 @@
 
 Run by tests/test_live_plot_browser.py; also handy by hand:
 ``streamlit run tests/apps/live_plot_demo.py``. Query parameters: ``n`` points,
-``every`` seconds per tick, ``plots`` (``sphere,circle,compare,still``: ``still`` never
-changes, sent again on every tick), ``long=1`` for a circle
+``every`` seconds per tick, ``plots`` (``sphere,circle,compare,still,steady``: ``still`` never
+changes, sent again on every tick; ``steady`` has new points under the same title on every
+tick), ``long=1`` for a circle
 title that wraps and names the tick (a text that changes on every update), e.g.
 ``?n=10000&every=0.2&plots=sphere`` for a stress run.
 """
@@ -91,6 +92,8 @@ def live() -> None:
         live_plotly(circle(tick), key="circle", height=360)
     if "still" in PLOTS:
         live_plotly(circle(0), key="still", height=300)
+    if "steady" in PLOTS:
+        live_plotly(circle(tick).update_layout(title="the same title"), key="steady", height=300)
     if "compare" in PLOTS:
         left, right = st.columns(2)
         small = BASE[:500]
