@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,12 @@ class Same:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Same) and other.obj is self.obj
+
+
+def history_key(history: Sequence[Any]) -> tuple:
+    """A run's history as a key part: its newest snapshot and its length (a history is only
+    ever appended to and trimmed at its start, so the two say what it holds)."""
+    return (Same(history[-1]) if history else None, len(history))
 
 
 def frozen(params: Mapping[str, Any]) -> str:

@@ -40,7 +40,7 @@ from marginlab.figures.style import margin_label, margin_of
 from marginlab.training.service import RunView
 from marginlab.training.snapshots import Snapshot
 from ui.controls import LOSS_NAMES
-from ui.figure_cache import Same, frozen, prepared
+from ui.figure_cache import Same, frozen, history_key, prepared
 from ui.live import LiveTraining
 from ui.live_plot import live_plotly
 from ui.presenter import figure_height, styled
@@ -249,13 +249,9 @@ FROM_HISTORY = ("curves", "family", "norms", "state")
 
 def figure_inputs(name: str, run: RunView) -> tuple:
     """What figure `name` of `run` depends on besides its snapshot: the settings asked for
-    now, the probe's labels and, for the history's figures, the history (its newest snapshot
-    and length: a run's history is only ever appended to and trimmed at its start)."""
+    now, the probe's labels and, for the history's figures, the history."""
     inputs: tuple = (frozen(run_params(run)), Same(run.probe_labels))
-    if name in FROM_HISTORY:
-        history = run.history
-        inputs += (Same(history[-1]) if history else None, len(history))
-    return inputs
+    return inputs + history_key(run.history) if name in FROM_HISTORY else inputs
 
 
 def fast_forward(live: LiveTraining, target_step: int, *, label: str) -> None:

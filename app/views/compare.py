@@ -17,7 +17,7 @@ from ui.controls import (
     training_controls,
 )
 from ui.exports import export_panel, run_file_panel
-from ui.figure_cache import Same, frozen, prepared
+from ui.figure_cache import Same, frozen, history_key, prepared
 from ui.live import LiveTraining
 from ui.live_page import live_page
 from ui.live_plot import caption_markdown, live_plotly
@@ -107,10 +107,8 @@ def draw(live: LiveTraining) -> None:
     )
     live_plotly(logits, key="compare_logits", height=460)
     # The page's whole width: three panels of six runs each were unreadable in half of it.
-    # A history is only ever appended to and trimmed at its start: its newest snapshot and
-    # length say what it holds.
     history = {LOSS_NAMES[run.config.loss]: run.history for run in runs}
-    drawn = tuple((name, Same(past[-1]), len(past)) for name, past in history.items())
+    drawn = tuple((name, *history_key(past)) for name, past in history.items())
     training = prepared(
         ("compare_curves", presenter, drawn),
         lambda: styled(curves_figure({k: list(v) for k, v in history.items()}), presenter),

@@ -25,7 +25,7 @@ from ui.controls import (
     training_controls,
 )
 from ui.exports import export_panel, run_file_panel
-from ui.figure_cache import Same, frozen, prepared
+from ui.figure_cache import Same, frozen, history_key, prepared
 from ui.live import LiveTraining
 from ui.live_page import live_page
 from ui.live_plot import live_plotly
@@ -117,9 +117,8 @@ def draw(live: LiveTraining) -> None:
         for column, (key, fig) in zip(st.columns(2), adaptive[start : start + 2], strict=False):
             with column:
                 live_plotly(styled(fig, presenter), key=f"lab_{key}", height=height)
-    # The curves show the whole history (not the scrubbed snapshot): it is only ever appended
-    # to and trimmed at its start, so its newest snapshot and length say what it holds.
-    show("lab_curves", lambda: curves_figure(history), Same(history[-1]), len(history))
+    # The curves show the whole history, not the scrubbed snapshot.
+    show("lab_curves", lambda: curves_figure(history), *history_key(history))
     st.markdown("**This snapshot**: accuracy, Table-3 angles and leads")
     row = metrics_row(snap, labels, params, names=names)
     st.dataframe(pd.DataFrame([row]), hide_index=True, width="stretch")
